@@ -1,0 +1,43 @@
+"""One exception tree shared by every layer of runlane.
+
+Bad arguments raise the built-in ``ValueError`` / ``TypeError`` (what Python users expect from
+any library); everything that is about the state of runs and stores derives from ``RunlaneError``.
+"""
+
+from __future__ import annotations
+
+
+class RunlaneError(Exception):
+    """Base class of every runlane-specific error."""
+
+
+class RunNotFoundError(RunlaneError, LookupError):
+    """A run reference (numeric id, display id or uid) names no run in the store."""
+
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"no run {ref!r} in this store (a numeric id, display id like ABC-12, or uid)")
+        self.ref = ref
+
+
+class ProjectNotFoundError(RunlaneError, LookupError):
+    """A project name names no project in the store."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no project {name!r} in this store")
+        self.name = name
+
+
+class StoreNotFoundError(RunlaneError, FileNotFoundError):
+    """A reader was pointed at a directory that holds no runlane store."""
+
+
+class StoreError(RunlaneError):
+    """The store could not do what was asked (locked for too long, written by a newer runlane, ...)."""
+
+
+class RunClosedError(RunlaneError, RuntimeError):
+    """A write reached a run after this process called ``finish()`` or ``close()`` on it."""
+
+
+class JournalWriteError(RunlaneError, OSError):
+    """The journal could not be appended to (disk full, file removed): the data was not recorded."""

@@ -1,0 +1,143 @@
+"""``runlane.init()``: create or resume a run and hand back the object that writes to it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..config import Settings
+from ..entities import RunInfo
+from ..journal import SUFFIX, JournalFile
+from ..liveness import host_name, process_start_time
+from ..naming import normalize_project, parse_run_ref
+from ..store.base import NewRun, Store, WriterSpec
+from . import writer as writers
+from .noop import NoOpRun
+from .run import Run, _tag_list
+from .values import plain_mapping
+
+_enabled = True
+
+
+def set_enabled(enabled: bool) -> None:
+    """Switch tracking on or off for this process; while off, ``init()`` returns a ``NoOpRun``."""
+    global _enabled
+    _enabled = bool(enabled)
+
+
+def is_enabled() -> bool:
+    return _enabled
+
+
+def _optional_text(value: Any, what: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+
+
+def init(
+    project: str | None = None,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    tags: Iterable[str] | None = None,
+    run_id: int | str | None = None,
+    resume: bool = False,
+    *,
+    alias: str | None = None,
+    notes: str | None = None,
+    dir: str | os.PathLike[str] | None = None,
+    storage: str | os.PathLike[str] | None = None,
+    mode: str | None = None,
+    parent_run_id: int | str | None = None,
+) -> Run | NoOpRun:
+    """Start a run (or resume one) and return it.
+
+    ``project`` is a path like ``"cv/resnet50"`` (default ``"default"``). The store lives in ``dir``
+    (alias ``storage``), else ``$RUNLANE_DIR``, else ``./.runlane``. To append to an existing run pass
+    ``run_id`` (numeric id, display id like ``"MMP-42"``, or uid) together with ``resume=True``.
+    """
+    if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
+        raise ValueError("pass the store directory as dir= or storage=, not both")
+    settings = Settings.resolve(dir if dir is not None else storage, mode)
+    project_name = normalize_project(project) if (project is not None or run_id is None) else None
+    _optional_text(name, "name")
+    _optional_text(alias, "alias")
+    _optional_text(notes, "notes")
+    config_values = plain_mapping(config, "config") if config is not None else {}
+    if isinstance(tags, str):
+        raise TypeError(f"tags must be a list of strings, got one string {tags!r}; use tags=[{tags!r}]")
+    tag_values = tuple(dict.fromkeys(_tag_list((tags,)))) if tags is not None else ()
+    if resume and run_id is None:
+        raise ValueError("resume=True needs run_id=: the numeric id, display id (like 'ABC-12') or uid to resume")
+    if run_id is not None and not resume:
+        raise ValueError(
+            f"run_id={run_id!r} without resume=True: pass resume=True to append to that run, "
+            "or leave run_id out to start a new one"
+        )
+    ref = parse_run_ref(run_id) if run_id is not None else None
+    parent_ref = parse_run_ref(parent_run_id) if parent_run_id is not None else None
+
+    if not _enabled or settings.mode == "disabled":
+        return NoOpRun(project_name, name, config_values, tag_values)
+
+    store_writer = writers.acquire(settings.dir)
+    writer_id = uuid.uuid4().hex
+    journal_name = f"journals/{writer_id}{SUFFIX}"
+    journal_path = settings.dir / journal_name
+    journal_file = None
+    try:
+        journal_file = JournalFile(journal_path)
+        pid = os.getpid()
+        spec = WriterSpec(writer_id, host_name(), pid, process_start_time(pid), journal_name)
+        if ref is not None:
+
+            def attach(store: Store) -> tuple[RunInfo, int]:
+                existing = store.run(ref)
+                if project_name is not None and existing.project != project_name:
+                    raise ValueError(
+                        f"run {existing.display_id} belongs to project {existing.project!r}, not {project_name!r}"
+                    )
+                return store.attach(ref, spec)
+
+            info, next_step = store_writer.call(attach)
+        else:
+
+            def create(store: Store) -> RunInfo:
+                parent_id = store.resolve(parent_ref) if parent_ref is not None else None
+                new = NewRun(
+                    uid=uuid.uuid4().hex,
+                    project=project_name or "default",
+                    name=name,
+                    alias=alias,
+                    notes=notes,
+                    config=config_values,
+                    tags=tag_values,
+                    parent_run_id=parent_id,
+                )
+                return store.create_run(new, spec)
+
+            info, next_step = store_writer.call(create), 0
+        store_writer.follow(writer_id, info.id, journal_path)
+    except BaseException:
+        if journal_file is not None:
+            journal_file.close()
+            journal_path.unlink(missing_ok=True)
+        writers.release(store_writer)
+        raise
+    run = Run(
+        info,
+        store_writer=store_writer,
+        writer_id=writer_id,
+        journal_file=journal_file,
+        next_step=next_step,
+        store_dir=settings.dir,
+    )
+    if ref is not None:
+        # Resuming with config or tags adds to what the run has, like update_config/add_tags would.
+        if config_values:
+            run.update_config(config_values)
+        if tag_values:
+            run.add_tags(tag_values)
+    return run

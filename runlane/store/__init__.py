@@ -1,0 +1,27 @@
+"""Stores: the only code that touches a database. Backends are chosen by URL and imported lazily.
+
+Import rule: ``store`` may import ``runlane.entities``, ``errors``, ``naming``, ``statuses``, ``wire``,
+``journal``; never ``runlane.sdk``. A SQLite user never imports a PostgreSQL or HTTP driver.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import Store
+
+
+def open_store(location: str | os.PathLike[str], *, create: bool = True) -> Store:
+    """Open the store at ``location``: a directory (embedded SQLite) or ``sqlite:///path``."""
+    text = os.fspath(location)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme != "sqlite":
+            raise ValueError(f"unsupported store URL scheme {scheme!r} in {text!r}; use a directory or sqlite:///dir")
+        text = rest
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(Path(text), create=create)

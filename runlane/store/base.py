@@ -1,0 +1,141 @@
+"""The store interface: what every backend (SQLite, PostgreSQL, the HTTP client) must provide.
+
+The SDK never talks to a database directly: its writer thread hands journal batches to ``ingest`` and
+lifecycle events to a few other primitives; readers use the read half. Everything here is expressed in
+run references and plain records so that one contract test suite can hold every backend to it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..entities import LogLine, MetricPoint, ProjectInfo, RunInfo
+from ..naming import RunRef
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    """A process about to write to a run, and the journal it writes to (relative to the store)."""
+
+    id: str
+    host: str
+    pid: int
+    pid_started: float | None
+    journal: str
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """What a new run starts with; ``uid`` is minted by the client so creation can be retried."""
+
+    uid: str
+    project: str
+    name: str | None = None
+    alias: str | None = None
+    notes: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    status: str = "running"
+    parent_run_id: int | None = None
+    fork_run_id: int | None = None
+    fork_step: int | None = None
+
+
+@dataclass(frozen=True)
+class OpenWriter:
+    """A writer the store has not seen close: alive, or dead with a journal left to replay."""
+
+    id: str
+    run_id: int
+    host: str
+    pid: int
+    pid_started: float | None
+    journal: str
+    offset: int
+    heartbeat_at: float
+    last_record_at: float | None
+
+
+class Store(ABC):
+    """A place runs live. Implementations are used by one thread at a time."""
+
+    # -- writes: runs and writers ---------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
+        """Create the run (allocating its display id atomically) and register ``writer`` on it."""
+
+    @abstractmethod
+    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
+        """Reopen an existing run for ``writer`` (status back to running); return it and its next step."""
+
+    @abstractmethod
+    def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
+        """Apply journal records ``[start, end)`` of a writer exactly once, in one transaction.
+
+        Returns False when the store already holds them (a retry or a second replayer).
+        """
+
+    @abstractmethod
+    def close_writer(self, writer_id: str, status: str | None = None, reason: str | None = None) -> None:
+        """Mark a writer closed; with ``status``, also end the run with it (writing the best metric)."""
+
+    @abstractmethod
+    def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
+        """Record that these writers are alive."""
+
+    @abstractmethod
+    def open_writers(self) -> list[OpenWriter]:
+        """Writers not closed yet, for liveness checks and replay."""
+
+    @abstractmethod
+    def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
+        """Mark running runs among ``run_ids`` that have no open writer left as failed; return them."""
+
+    @abstractmethod
+    def set_status(self, ref: RunRef, status: str, reason: str | None = None) -> RunInfo:
+        """Set a run's status (canonical name) from outside any writer."""
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    @abstractmethod
+    def projects(self) -> list[ProjectInfo]:
+        """Every project, by name."""
+
+    @abstractmethod
+    def runs(
+        self,
+        project: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[RunInfo]:
+        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``."""
+
+    @abstractmethod
+    def run(self, ref: RunRef) -> RunInfo:
+        """One run; ``RunNotFoundError`` if the reference names none."""
+
+    @abstractmethod
+    def resolve(self, ref: RunRef) -> int:
+        """The numeric id of the run ``ref`` names; ``RunNotFoundError`` if none."""
+
+    @abstractmethod
+    def history(self, run_id: int, key: str) -> list[MetricPoint]:
+        """Every point of one metric of one run, in step order."""
+
+    @abstractmethod
+    def logs(self, run_id: int) -> list[LogLine]:
+        """The run's text log lines in the order they were written."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; the store object is unusable afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""Turn a batch of journal records of one run into the changes a store applies in one transaction.
+
+Backend-neutral and pure, so the SQLite store, the PostgreSQL store and the server all interpret a
+journal the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import journal
+from .chunks import Columns, normalize
+
+
+@dataclass
+class RunChanges:
+    """Everything one batch does to one run, in the order the SDK calls happened."""
+
+    series: dict[str, Columns] = field(default_factory=dict)
+    lines: list[tuple[float, str, str]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    config_updates: list[dict[str, Any]] = field(default_factory=list)
+    tag_ops: list[tuple[list[str], list[str]]] = field(default_factory=list)
+    primary: tuple[str, str] | None = None
+    last_time: float | None = None
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``update`` merged in: dicts merge recursively, anything else is a leaf."""
+    merged = dict(base)
+    for key, value in update.items():
+        current = merged.get(key)
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of a text record; a trailing newline does not make an extra empty line."""
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def _add_metric_group(
+    series: dict[str, Columns],
+    keys: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    steps: list[int],
+    times: list[float],
+    stages: list[str | None],
+) -> None:
+    # Consecutive records with the same keys (the usual training loop) are transposed in C by zip().
+    for key, values in zip(keys, zip(*rows)):
+        cols = series.get(key)
+        if cols is None:
+            series[key] = Columns(list(steps), list(values), list(times), list(stages))
+        else:
+            cols.steps += steps
+            cols.values += values
+            cols.times += times
+            cols.stages += stages
+
+
+def plan(records: list[list[Any]]) -> RunChanges:
+    """Group records into per-series columns and run-level updates."""
+    changes = RunChanges()
+    series = changes.series
+    keys: tuple[str, ...] = ()
+    rows: list[tuple[Any, ...]] = []
+    steps: list[int] = []
+    times: list[float] = []
+    stages: list[str | None] = []
+    last_time = None
+    for record in records:
+        kind = record[0]
+        last_time = record[1]
+        if kind == journal.METRICS:
+            data = record[4]
+            record_keys = tuple(data)
+            if record_keys != keys:
+                if rows:
+                    _add_metric_group(series, keys, rows, steps, times, stages)
+                keys, rows, steps, times, stages = record_keys, [], [], [], []
+            rows.append(tuple(data.values()))
+            steps.append(record[2])
+            times.append(last_time)
+            stages.append(record[3])
+        elif kind == journal.TEXT:
+            stream, text = record[2], record[3]
+            changes.lines.extend((last_time, stream, line) for line in split_lines(text))
+        elif kind == journal.SUMMARY:
+            changes.summary.update(record[2])
+        elif kind == journal.CONFIG:
+            changes.config_updates.append(record[2])
+        elif kind == journal.TAGS:
+            changes.tag_ops.append((list(record[2]), list(record[3])))
+        elif kind == journal.PRIMARY:
+            changes.primary = (record[2], record[3])
+    if rows:
+        _add_metric_group(series, keys, rows, steps, times, stages)
+    for key, cols in series.items():
+        series[key] = normalize(cols)
+    changes.last_time = last_time
+    return changes

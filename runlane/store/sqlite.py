@@ -1,0 +1,443 @@
+"""The embedded store: one SQLite file in WAL mode under the store directory.
+
+Writes happen inside ``BEGIN IMMEDIATE`` transactions, so concurrent processes serialize on SQLite's
+write lock (waiting up to ``BUSY_TIMEOUT_S``) instead of failing; readers never block writers.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import string
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from .. import wire
+from ..entities import LogLine, MetricPoint, ProjectInfo, RunInfo, WriterInfo
+from ..errors import ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
+from ..naming import RunRef, normalize_project, project_key_candidates, split_display_id
+from ..statuses import RUNNING, TERMINAL, normalize_status
+from . import ingest as ingest_plan
+from . import sqlite_series
+from .base import NewRun, OpenWriter, Store, WriterSpec
+from .migrations import migrate
+
+DB_NAME = "runlane.db"
+BUSY_TIMEOUT_S = 60.0
+
+_RUN_COLUMNS = (
+    "r.id, r.uid, p.key, r.seq, p.name, r.name, r.alias, r.notes, r.status, r.status_reason, r.created_at,"
+    " r.started_at, r.ended_at, r.config, r.summary, r.primary_metric, r.primary_mode, r.parent_run_id,"
+    " r.fork_run_id, r.fork_step"
+)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    try:
+        # Switching to WAL needs a moment of exclusive access; the busy timeout covers it.
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL: no fsync per commit in WAL mode. A process crash cannot lose a commit, and what a power
+        # loss could lose is still in the journal, which is replayed on the next open.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class SQLiteStore(Store):
+    """A store in ``dir`` (created when ``create`` is true, else ``StoreNotFoundError`` if absent)."""
+
+    def __init__(self, dir: Path, *, create: bool = True) -> None:
+        self.dir = Path(dir)
+        self.path = self.dir / DB_NAME
+        if not create and not self.path.exists():
+            raise StoreNotFoundError(
+                f"no runlane store in {self.dir} (pass dir= or set RUNLANE_DIR to where your runs are)"
+            )
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._conn: sqlite3.Connection | None = _connect(self.path)
+        try:
+            migrate(self._conn)
+        except BaseException:
+            self.close()
+            raise
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError("the store has been closed")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"could not lock the store {self.path} for writing: {exc}") from exc
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run_id(self, conn: sqlite3.Connection, ref: RunRef) -> int:
+        if ref.kind == "id":
+            row = conn.execute("SELECT id FROM runs WHERE id = ?", (ref.value,)).fetchone()
+        elif ref.kind == "uid":
+            row = conn.execute("SELECT id FROM runs WHERE uid = ?", (ref.value,)).fetchone()
+        else:
+            key, seq = split_display_id(str(ref.value))
+            row = conn.execute(
+                "SELECT r.id FROM runs r JOIN projects p ON p.id = r.project_id WHERE p.key = ? AND r.seq = ?",
+                (key, seq),
+            ).fetchone()
+        if row is None:
+            raise RunNotFoundError(ref.value)
+        return int(row[0])
+
+    def _project(self, conn: sqlite3.Connection, name: str) -> int:
+        row = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
+        if row is not None:
+            return int(row[0])
+        taken = {key for (key,) in conn.execute("SELECT key FROM projects")}
+        key = next((c for c in project_key_candidates(name) if c not in taken), None)
+        while key is None or key in taken:  # every derived key is taken: fall back to random letters
+            key = "".join(random.choices(string.ascii_uppercase, k=4))
+        cursor = conn.execute(
+            "INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time())
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    @staticmethod
+    def _insert_writer(conn: sqlite3.Connection, run_id: int, writer: WriterSpec, now: float) -> None:
+        conn.execute(
+            "INSERT INTO run_writers (id, run_id, host, pid, pid_started, journal, started_at, heartbeat_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (writer.id, run_id, writer.host, writer.pid, writer.pid_started, writer.journal, now, now),
+        )
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
+        project = normalize_project(new.project)
+        status = normalize_status(new.status)
+        now = time.time()
+        with self._transaction() as conn:
+            project_id = self._project(conn, project)
+            conn.execute("UPDATE projects SET next_seq = next_seq + 1 WHERE id = ?", (project_id,))
+            (seq,) = conn.execute("SELECT next_seq - 1 FROM projects WHERE id = ?", (project_id,)).fetchone()
+            try:
+                cursor = conn.execute(
+                    "INSERT INTO runs (uid, project_id, seq, name, alias, notes, status, created_at, started_at,"
+                    " config, parent_run_id, fork_run_id, fork_step) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new.uid,
+                        project_id,
+                        seq,
+                        new.name,
+                        new.alias,
+                        new.notes,
+                        status,
+                        now,
+                        now,
+                        wire.dumps(new.config),
+                        new.parent_run_id,
+                        new.fork_run_id,
+                        new.fork_step,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                if "runs.uid" in str(exc):
+                    raise ValueError(f"a run with uid {new.uid!r} already exists") from exc
+                raise
+            run_id = cursor.lastrowid
+            assert run_id is not None
+            conn.executemany(
+                "INSERT OR IGNORE INTO run_tags (run_id, tag, position) VALUES (?, ?, ?)",
+                [(run_id, tag, i) for i, tag in enumerate(new.tags)],
+            )
+            self._insert_writer(conn, run_id, writer, now)
+        return self.run(RunRef("id", run_id))
+
+    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
+        now = time.time()
+        with self._transaction() as conn:
+            run_id = self._run_id(conn, ref)
+            conn.execute(
+                "UPDATE runs SET status = ?, status_reason = NULL, ended_at = NULL WHERE id = ?", (RUNNING, run_id)
+            )
+            self._insert_writer(conn, run_id, writer, now)
+            highest = sqlite_series.max_step(conn, run_id)
+        return self.run(RunRef("id", run_id)), 0 if highest is None else highest + 1
+
+    def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
+        changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
+        with self._transaction() as conn:
+            row = conn.execute("SELECT journal_offset FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"writer {writer_id} is not registered in this store")
+            if row[0] >= end:
+                return False
+            if row[0] != start:
+                raise StoreError(
+                    f"journal of writer {writer_id}: the store holds records up to byte {row[0]}, "
+                    f"this batch starts at byte {start}"
+                )
+            self._apply(conn, run_id, changes)
+            conn.execute(
+                "UPDATE run_writers SET journal_offset = ?, last_record_at = coalesce(?, last_record_at)"
+                " WHERE id = ?",
+                (end, changes.last_time, writer_id),
+            )
+        return True
+
+    def _apply(self, conn: sqlite3.Connection, run_id: int, changes: ingest_plan.RunChanges) -> None:
+        sqlite_series.append(conn, run_id, changes.series)
+        if changes.lines:
+            conn.executemany(
+                "INSERT INTO log_lines (run_id, time, stream, text) VALUES (?, ?, ?, ?)",
+                [(run_id, *line) for line in changes.lines],
+            )
+        if changes.summary or changes.config_updates:
+            config_text, summary_text = conn.execute(
+                "SELECT config, summary FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            config = wire.loads(config_text)
+            for update in changes.config_updates:
+                config = ingest_plan.deep_merge(config, update)
+            summary = {**wire.loads(summary_text), **changes.summary}
+            conn.execute(
+                "UPDATE runs SET config = ?, summary = ? WHERE id = ?",
+                (wire.dumps(config), wire.dumps(summary), run_id),
+            )
+        for added, removed in changes.tag_ops:
+            if added:
+                (top,) = conn.execute(
+                    "SELECT coalesce(max(position), -1) FROM run_tags WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                conn.executemany(
+                    "INSERT OR IGNORE INTO run_tags (run_id, tag, position) VALUES (?, ?, ?)",
+                    [(run_id, tag, top + 1 + i) for i, tag in enumerate(added)],
+                )
+            if removed:
+                conn.executemany(
+                    "DELETE FROM run_tags WHERE run_id = ? AND tag = ?", [(run_id, tag) for tag in removed]
+                )
+        if changes.primary is not None:
+            conn.execute(
+                "UPDATE runs SET primary_metric = ?, primary_mode = ? WHERE id = ?", (*changes.primary, run_id)
+            )
+
+    def close_writer(self, writer_id: str, status: str | None = None, reason: str | None = None) -> None:
+        now = time.time()
+        with self._transaction() as conn:
+            row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"writer {writer_id} is not registered in this store")
+            conn.execute(
+                "UPDATE run_writers SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
+                (now, reason, writer_id),
+            )
+            if status is not None:
+                self._end_run(conn, row[0], normalize_status(status), reason, now)
+
+    def _end_run(self, conn: sqlite3.Connection, run_id: int, status: str, reason: str | None, at: float) -> None:
+        ended_at = at if status in TERMINAL else None
+        conn.execute(
+            "UPDATE runs SET status = ?, status_reason = ?, ended_at = ? WHERE id = ?",
+            (status, reason, ended_at, run_id),
+        )
+        if status in TERMINAL:
+            self._write_best_to_summary(conn, run_id)
+
+    def _write_best_to_summary(self, conn: sqlite3.Connection, run_id: int) -> None:
+        name, mode, summary_text = conn.execute(
+            "SELECT primary_metric, primary_mode, summary FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        if name is None:
+            return
+        best = conn.execute(
+            "SELECT min_value, min_step, max_value, max_step FROM series WHERE run_id = ? AND key = ?",
+            (run_id, name),
+        ).fetchone()
+        value, step = (None, None) if best is None else (best[0:2] if mode == "min" else best[2:4])
+        summary = wire.loads(summary_text)
+        summary.update(
+            best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step
+        )
+        conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (wire.dumps(summary), run_id))
+
+    def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
+        if not writer_ids:
+            return
+        with self._transaction() as conn:
+            conn.executemany(
+                "UPDATE run_writers SET heartbeat_at = ? WHERE id = ?", [(at, writer_id) for writer_id in writer_ids]
+            )
+
+    def open_writers(self) -> list[OpenWriter]:
+        rows = self.conn.execute(
+            "SELECT id, run_id, host, pid, pid_started, journal, journal_offset, heartbeat_at, last_record_at"
+            " FROM run_writers WHERE closed_at IS NULL"
+        ).fetchall()
+        return [OpenWriter(*row) for row in rows]
+
+    def fail_abandoned(
+        self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]
+    ) -> list[int]:
+        failed = []
+        with self._transaction() as conn:
+            for run_id in run_ids:
+                row = conn.execute(
+                    "SELECT status, (SELECT count(*) FROM run_writers w WHERE w.run_id = runs.id"
+                    " AND w.closed_at IS NULL) FROM runs WHERE id = ?",
+                    (run_id,),
+                ).fetchone()
+                if row is None or row[0] != RUNNING or row[1] > 0:
+                    continue
+                self._end_run(conn, run_id, "failed", reasons.get(run_id), ended_at.get(run_id, time.time()))
+                failed.append(run_id)
+        return failed
+
+    def set_status(self, ref: RunRef, status: str, reason: str | None = None) -> RunInfo:
+        canonical = normalize_status(status)
+        with self._transaction() as conn:
+            run_id = self._run_id(conn, ref)
+            self._end_run(conn, run_id, canonical, reason, time.time())
+        return self.run(RunRef("id", run_id))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def projects(self) -> list[ProjectInfo]:
+        rows = self.conn.execute(
+            "SELECT p.name, p.key, p.created_at, (SELECT count(*) FROM runs r WHERE r.project_id = p.id)"
+            " FROM projects p ORDER BY p.name"
+        ).fetchall()
+        return [ProjectInfo(*row) for row in rows]
+
+    def runs(
+        self,
+        project: str | None = None,
+        statuses: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> list[RunInfo]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if project is not None:
+            name = normalize_project(project)
+            if self.conn.execute("SELECT 1 FROM projects WHERE name = ?", (name,)).fetchone() is None:
+                raise ProjectNotFoundError(name)
+            clauses.append("p.name = ?")
+            params.append(name)
+        if statuses:
+            wanted = sorted({normalize_status(s) for s in statuses})
+            clauses.append(f"r.status IN ({','.join('?' * len(wanted))})")
+            params += wanted
+        if tags:
+            wanted_tags = sorted(set(tags))
+            clauses.append(
+                f"r.id IN (SELECT run_id FROM run_tags WHERE tag IN ({','.join('?' * len(wanted_tags))})"
+                " GROUP BY run_id HAVING count(*) = ?)"
+            )
+            params += [*wanted_tags, len(wanted_tags)]
+        where = " AND ".join(clauses) or "1"
+        return self._run_infos(where, params)
+
+    def run(self, ref: RunRef) -> RunInfo:
+        run_id = self._run_id(self.conn, ref)
+        return self._run_infos("r.id = ?", [run_id])[0]
+
+    def _run_infos(self, where: str, params: Sequence[Any]) -> list[RunInfo]:
+        conn = self.conn
+        rows = conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE {where}"
+            " ORDER BY r.id DESC",
+            params,
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        tags: dict[int, list[str]] = {run_id: [] for run_id in ids}
+        writers: dict[int, list[WriterInfo]] = {run_id: [] for run_id in ids}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for run_id, tag in conn.execute(
+                f"SELECT run_id, tag FROM run_tags WHERE run_id IN ({marks}) ORDER BY run_id, position", part
+            ):
+                tags[run_id].append(tag)
+            for run_id, *fields in conn.execute(
+                f"SELECT run_id, host, pid, started_at, heartbeat_at, closed_at FROM run_writers"
+                f" WHERE run_id IN ({marks}) ORDER BY started_at",
+                part,
+            ):
+                writers[run_id].append(WriterInfo(*fields))
+        metrics = sqlite_series.summaries(conn, ids)
+        infos = []
+        for row in rows:
+            (run_id, uid, key, seq, project, name, alias, notes, status, reason, created, started, ended,
+             config, summary, primary, mode, parent, fork_run, fork_step) = row  # fmt: skip
+            series = metrics[run_id]
+            best = series.get(primary) if primary else None
+            if best is None:
+                best_value, best_step = None, None
+            elif mode == "min":
+                best_value, best_step = best.min, best.min_step
+            else:
+                best_value, best_step = best.max, best.max_step
+            infos.append(
+                RunInfo(
+                    id=run_id,
+                    uid=uid,
+                    display_id=f"{key}-{seq}",
+                    project=project,
+                    name=name,
+                    alias=alias,
+                    notes=notes,
+                    status=status,
+                    status_reason=reason,
+                    created_at=created,
+                    started_at=started,
+                    ended_at=ended,
+                    config=wire.loads(config),
+                    tags=tuple(tags[run_id]),
+                    summary=wire.loads(summary),
+                    primary_metric=primary,
+                    primary_mode=mode,
+                    best_value=best_value,
+                    best_step=best_step,
+                    parent_run_id=parent,
+                    fork_run_id=fork_run,
+                    fork_step=fork_step,
+                    metrics=series,
+                    writers=tuple(writers[run_id]),
+                )
+            )
+        return infos
+
+    def history(self, run_id: int, key: str) -> list[MetricPoint]:
+        return sqlite_series.read(self.conn, run_id, key)
+
+    def logs(self, run_id: int) -> list[LogLine]:
+        rows = self.conn.execute(
+            "SELECT time, stream, text FROM log_lines WHERE run_id = ? ORDER BY id", (run_id,)
+        ).fetchall()
+        return list(map(LogLine._make, rows))
+
+    def resolve(self, ref: RunRef) -> int:
+        """The numeric id of the run ``ref`` names (``RunNotFoundError`` if none)."""
+        return self._run_id(self.conn, ref)

@@ -1,0 +1,261 @@
+"""Metric series in SQLite: chunk rows plus per-series aggregates, kept up to date at ingest.
+
+Called inside the store's write transaction; see ``chunks`` for the storage invariant.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ..entities import MetricPoint, MetricSummary
+from . import chunks
+from .chunks import ChunkStats, Columns, EncodedChunk
+
+_SERIES_COLUMNS = (
+    "id, key, count, first_step, last_step, last_value, last_time, "
+    "min_value, min_step, max_value, max_step, small_tail"
+)
+
+
+def nan_to_null(value: float) -> float | None:
+    """SQLite stores NaN as NULL anyway; say so explicitly where a column may hold NaN."""
+    return None if value != value else value
+
+
+def null_to_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+@dataclass
+class SeriesRow:
+    id: int
+    key: str
+    count: int
+    first_step: int
+    last_step: int
+    last_value: float
+    last_time: float
+    min_value: float | None
+    min_step: int | None
+    max_value: float | None
+    max_step: int | None
+    small_tail: int
+
+    @classmethod
+    def from_db(cls, row: tuple[object, ...]) -> SeriesRow:
+        series = cls(*row)  # type: ignore[arg-type]
+        series.last_value = null_to_nan(row[5])  # type: ignore[arg-type]
+        return series
+
+    def summary(self) -> MetricSummary:
+        return MetricSummary(
+            count=self.count,
+            first_step=self.first_step,
+            last_step=self.last_step,
+            last_value=self.last_value,
+            min=self.min_value,
+            min_step=self.min_step,
+            max=self.max_value,
+            max_step=self.max_step,
+            last_time=self.last_time,
+        )
+
+
+def summaries(conn: sqlite3.Connection, run_ids: list[int]) -> dict[int, dict[str, MetricSummary]]:
+    """Aggregates of every series of the given runs."""
+    out: dict[int, dict[str, MetricSummary]] = {run_id: {} for run_id in run_ids}
+    for start in range(0, len(run_ids), 500):
+        part = run_ids[start : start + 500]
+        marks = ",".join("?" * len(part))
+        for row in conn.execute(
+            f"SELECT run_id, {_SERIES_COLUMNS} FROM series WHERE run_id IN ({marks}) ORDER BY key", part
+        ):
+            out[row[0]][row[2]] = SeriesRow.from_db(row[1:]).summary()
+    return out
+
+
+def _insert_chunks(conn: sqlite3.Connection, series_id: int, encoded: Iterable[EncodedChunk]) -> None:
+    conn.executemany(
+        "INSERT INTO chunks (series_id, first_step, last_step, n, last_value, last_time, min_value, min_step,"
+        " max_value, max_step, steps, vals, times, stage_names, stage_index)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                series_id,
+                c.stats.first_step,
+                c.stats.last_step,
+                c.stats.n,
+                nan_to_null(c.stats.last_value),
+                c.stats.last_time,
+                c.stats.min_value,
+                c.stats.min_step,
+                c.stats.max_value,
+                c.stats.max_step,
+                c.steps,
+                c.values,
+                c.times,
+                c.stage_names,
+                c.stage_index,
+            )
+            for c in encoded
+        ],
+    )
+
+
+def _load_chunks(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> list[tuple[int, Columns]]:
+    rows = conn.execute(
+        f"SELECT id, steps, vals, times, stage_names, stage_index FROM chunks WHERE {where} ORDER BY first_step",
+        params,
+    ).fetchall()
+    return [(row[0], chunks.decode(*row[1:])) for row in rows]
+
+
+def _combine(row: SeriesRow, stats: ChunkStats) -> None:
+    """Fold the stats of points appended after ``row.last_step`` into the series aggregates."""
+    row.count += stats.n
+    row.last_step, row.last_value, row.last_time = stats.last_step, stats.last_value, stats.last_time
+    # Strict comparisons: on a tie the earlier step stays the best one.
+    if stats.min_value is not None and (row.min_value is None or stats.min_value < row.min_value):
+        row.min_value, row.min_step = stats.min_value, stats.min_step
+    if stats.max_value is not None and (row.max_value is None or stats.max_value > row.max_value):
+        row.max_value, row.max_step = stats.max_value, stats.max_step
+
+
+def _trailing_small(conn: sqlite3.Connection, series_id: int) -> int:
+    sizes = conn.execute(
+        "SELECT n FROM chunks WHERE series_id = ? ORDER BY first_step DESC LIMIT ?",
+        (series_id, chunks.SMALL_TAIL_LIMIT),
+    ).fetchall()
+    count = 0
+    for (n,) in sizes:
+        if n >= chunks.SMALL_CHUNK:
+            break
+        count += 1
+    return count
+
+
+def _compact_tail(conn: sqlite3.Connection, row: SeriesRow) -> None:
+    # Many small appends (a slow training loop) would leave one tiny chunk per batch; merge them so a
+    # long run is read back from a few large rows. The points do not change, so neither do aggregates.
+    tail = conn.execute(
+        "SELECT id, steps, vals, times, stage_names, stage_index FROM chunks"
+        " WHERE series_id = ? ORDER BY first_step DESC LIMIT ?",
+        (row.id, row.small_tail),
+    ).fetchall()
+    tail.reverse()
+    merged = chunks.concat(chunks.decode(*r[1:]) for r in tail)
+    conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[0],) for r in tail])
+    pieces = chunks.split(merged)
+    _insert_chunks(conn, row.id, (chunks.encode(p) for p in pieces))
+    row.small_tail = 1 if len(pieces[-1]) < chunks.SMALL_CHUNK else 0
+
+
+def _rewrite_overlap(conn: sqlite3.Connection, row: SeriesRow, cols: Columns) -> None:
+    # Points at or before the series' last step: merge them with the chunks whose step ranges they
+    # touch (a later write wins at a repeated step), then recompute aggregates from chunk stats.
+    lo, hi = cols.steps[0], cols.steps[-1]
+    touched = _load_chunks(conn, "series_id = ? AND last_step >= ? AND first_step <= ?", (row.id, lo, hi))
+    merged = chunks.merge_last_wins([*(c for _, c in touched), cols])
+    conn.executemany("DELETE FROM chunks WHERE id = ?", [(chunk_id,) for chunk_id, _ in touched])
+    _insert_chunks(conn, row.id, (chunks.encode(p) for p in chunks.split(merged)))
+    count, first_step = conn.execute(
+        "SELECT sum(n), min(first_step) FROM chunks WHERE series_id = ?", (row.id,)
+    ).fetchone()
+    last = conn.execute(
+        "SELECT last_step, last_value, last_time FROM chunks WHERE series_id = ? ORDER BY first_step DESC LIMIT 1",
+        (row.id,),
+    ).fetchone()
+    low = conn.execute(
+        "SELECT min_value, min_step FROM chunks WHERE series_id = ? AND min_value IS NOT NULL"
+        " ORDER BY min_value ASC, min_step ASC LIMIT 1",
+        (row.id,),
+    ).fetchone()
+    high = conn.execute(
+        "SELECT max_value, max_step FROM chunks WHERE series_id = ? AND max_value IS NOT NULL"
+        " ORDER BY max_value DESC, max_step ASC LIMIT 1",
+        (row.id,),
+    ).fetchone()
+    row.count, row.first_step = count, first_step
+    row.last_step, row.last_value, row.last_time = last[0], null_to_nan(last[1]), last[2]
+    row.min_value, row.min_step = low if low else (None, None)
+    row.max_value, row.max_step = high if high else (None, None)
+    row.small_tail = _trailing_small(conn, row.id)
+
+
+def append(conn: sqlite3.Connection, run_id: int, series: dict[str, Columns]) -> None:
+    """Add normalized columns (strictly increasing steps) to the run's series."""
+    if not series:
+        return
+    keys = list(series)
+    existing: dict[str, SeriesRow] = {}
+    for start in range(0, len(keys), 500):
+        part = keys[start : start + 500]
+        marks = ",".join("?" * len(part))
+        for db_row in conn.execute(
+            f"SELECT {_SERIES_COLUMNS} FROM series WHERE run_id = ? AND key IN ({marks})", (run_id, *part)
+        ):
+            existing[db_row[1]] = SeriesRow.from_db(db_row)
+    for key, cols in series.items():
+        row = existing.get(key)
+        if row is not None and cols.steps[0] <= row.last_step:
+            _rewrite_overlap(conn, row, cols)
+        else:
+            pieces = chunks.split(cols)
+            encoded = [chunks.encode(piece) for piece in pieces]
+            if row is None:
+                first = encoded[0].stats
+                cursor = conn.execute(
+                    "INSERT INTO series (run_id, key, count, first_step, last_step, last_time)"
+                    " VALUES (?, ?, 0, ?, ?, ?)",
+                    (run_id, key, first.first_step, first.last_step, first.last_time),
+                )
+                assert cursor.lastrowid is not None
+                row = SeriesRow(cursor.lastrowid, key, 0, first.first_step, 0, 0.0, 0.0, None, None, None, None, 0)
+            for chunk in encoded:
+                _combine(row, chunk.stats)
+            _insert_chunks(conn, row.id, encoded)
+            if len(pieces[-1]) >= chunks.SMALL_CHUNK:
+                row.small_tail = 0
+            elif len(pieces) > 1:
+                row.small_tail = 1
+            else:
+                row.small_tail += 1
+            if row.small_tail >= chunks.SMALL_TAIL_LIMIT:
+                _compact_tail(conn, row)
+        conn.execute(
+            "UPDATE series SET count = ?, first_step = ?, last_step = ?, last_value = ?, last_time = ?,"
+            " min_value = ?, min_step = ?, max_value = ?, max_step = ?, small_tail = ? WHERE id = ?",
+            (
+                row.count,
+                row.first_step,
+                row.last_step,
+                nan_to_null(row.last_value),
+                row.last_time,
+                row.min_value,
+                row.min_step,
+                row.max_value,
+                row.max_step,
+                row.small_tail,
+                row.id,
+            ),
+        )
+
+
+def read(conn: sqlite3.Connection, run_id: int, key: str) -> list[MetricPoint]:
+    """Every point of one series in step order."""
+    parts = _load_chunks(
+        conn, "series_id = (SELECT id FROM series WHERE run_id = ? AND key = ?)", (run_id, key)
+    )
+    if not parts:
+        return []
+    cols = parts[0][1] if len(parts) == 1 else chunks.concat(c for _, c in parts)
+    return list(map(MetricPoint._make, zip(cols.steps, cols.values, cols.times, cols.stages)))
+
+
+def max_step(conn: sqlite3.Connection, run_id: int) -> int | None:
+    """Highest step logged to any metric of the run, or None when it has none."""
+    value = conn.execute("SELECT max(last_step) FROM series WHERE run_id = ?", (run_id,)).fetchone()[0]
+    return None if value is None else int(value)
