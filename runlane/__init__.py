@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .entities import LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
+from .entities import History, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
 from .errors import (
     JournalWriteError,
     ProjectNotFoundError,
@@ -34,12 +34,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Api",
+    "History",
     "JournalWriteError",
     "LogLine",
     "MetricPoint",
     "MetricSummary",
     "NoOpRun",
     "ProjectInfo",
+    "ProjectNotFoundError",
     "Run",
     "RunClosedError",
     "RunInfo",
@@ -47,7 +49,6 @@ __all__ = [
     "RunlaneError",
     "StoreError",
     "StoreNotFoundError",
-    "ProjectNotFoundError",
     "__version__",
     "init",
     "is_enabled",

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .config import Settings
-from .entities import LogLine, MetricPoint, ProjectInfo, RunInfo
+from .entities import History, LogLine, ProjectInfo, RunInfo
 from .naming import parse_run_ref
 from .recovery import recover
 from .store import open_store
@@ -54,7 +54,7 @@ class Api:
         """One run by numeric id, display id (``"MMP-42"``) or uid."""
         return self._store.run(parse_run_ref(ref))
 
-    def history(self, ref: int | str, key: str) -> list[MetricPoint]:
+    def history(self, ref: int | str, key: str) -> History:
         """Every point of metric ``key`` of a run, in step order."""
         return self._store.history(self._store.resolve(parse_run_ref(ref)), key)
 

@@ -7,9 +7,8 @@ run at a store by passing ``dir=`` without patching module constants.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Mode = Literal["online", "offline", "disabled"]
 MODES: tuple[Mode, ...] = ("online", "offline", "disabled")
@@ -19,8 +18,7 @@ ENV_DIR = "RUNLANE_DIR"
 ENV_MODE = "RUNLANE_MODE"
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Where the store lives and whether runs are recorded at all."""
 
     dir: Path
@@ -36,4 +34,4 @@ class Settings:
             source = "mode" if mode is not None else ENV_MODE
             raise ValueError(f"{source}={raw_mode!r} is not a runlane mode; use one of {', '.join(MODES)}")
         resolved_dir = Path(os.fspath(raw_dir)).expanduser()
-        return cls(dir=resolved_dir.absolute(), mode=normalized)  # type: ignore[arg-type]
+        return cls(dir=resolved_dir.absolute(), mode=normalized)

@@ -6,8 +6,9 @@ builds hundreds of thousands of them and a tuple is several times cheaper to cre
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 
 class MetricPoint(NamedTuple):
@@ -17,6 +18,64 @@ class MetricPoint(NamedTuple):
     value: float
     time: float
     stage: str | None
+
+
+class History(Sequence[MetricPoint]):
+    """The points of one metric in step order: a sequence of ``MetricPoint`` backed by columns.
+
+    Reads hand back columns (``steps``, ``values``, ``times``, ``stages``) without building a tuple per
+    point, which is most of the cost of a long history; points are built as you index or iterate.
+    """
+
+    __slots__ = ("stages", "steps", "times", "values")
+
+    def __init__(
+        self,
+        steps: list[int] | None = None,
+        values: list[float] | None = None,
+        times: list[float] | None = None,
+        stages: list[str | None] | None = None,
+    ) -> None:
+        self.steps: list[int] = steps if steps is not None else []
+        self.values: list[float] = values if values is not None else []
+        self.times: list[float] = times if times is not None else []
+        self.stages: list[str | None] = stages if stages is not None else [None] * len(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @overload
+    def __getitem__(self, index: int) -> MetricPoint: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> History: ...
+
+    def __getitem__(self, index: int | slice) -> MetricPoint | History:
+        if isinstance(index, slice):
+            return History(self.steps[index], self.values[index], self.times[index], self.stages[index])
+        return MetricPoint(self.steps[index], self.values[index], self.times[index], self.stages[index])
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        return map(MetricPoint, self.steps, self.values, self.times, self.stages)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, History):
+            return (self.steps, self.values, self.times, self.stages) == (
+                other.steps,
+                other.values,
+                other.times,
+                other.stages,
+            )
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        if len(self) <= 6:
+            return f"History({list(self)!r})"
+        return f"History([{self[0]!r}, {self[1]!r}, ..., {self[-1]!r}], {len(self)} points)"
 
 
 class LogLine(NamedTuple):

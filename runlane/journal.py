@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -92,8 +91,7 @@ class JournalFile:
             self.fd = None
 
 
-@dataclass
-class JournalBatch:
+class JournalBatch(NamedTuple):
     """Complete records read from ``start`` up to ``end`` (byte offsets in the journal)."""
 
     records: list[list[Any]]
@@ -102,7 +100,11 @@ class JournalBatch:
 
 
 class JournalReader:
-    """Reads complete records from a journal, from a committed offset onward."""
+    """Reads complete records from a journal, from a committed offset onward.
+
+    msgpack's streaming unpacker counts the bytes of a half-read object in ``tell()``, so the offset of
+    the last *complete* record is tracked here; it is what callers commit and resume from.
+    """
 
     def __init__(self, path: Path, offset: int = 0) -> None:
         self.path = path
@@ -110,7 +112,9 @@ class JournalReader:
         self._file.seek(offset)
         self._base = offset  # journal offset where the current unpacker's stream begins
         self._fed = 0  # bytes fed to the current unpacker
+        self._done = 0  # bytes of that stream taken up by complete records
         self._unpacker = self._new_unpacker()
+        self._damage: JournalCorruptError | None = None
 
     @staticmethod
     def _new_unpacker() -> Any:
@@ -119,45 +123,44 @@ class JournalReader:
     @property
     def offset(self) -> int:
         """Journal offset just past the last complete record handed out."""
-        return int(self._base + self._unpacker.tell())
+        return self._base + self._done
 
     def read(self, max_bytes: int = 8 * 1024 * 1024) -> JournalBatch:
-        """Return the complete records available now, reading at most ``max_bytes`` new bytes."""
+        """Return the complete records available now, reading at most ``max_bytes`` new bytes.
+
+        Damage is reported (``JournalCorruptError``) once the good records before it were returned.
+        """
+        if self._damage is not None:
+            raise self._damage
         start = self.offset
         chunk = self._file.read(max_bytes)
         if chunk:
             self._unpacker.feed(chunk)
             self._fed += len(chunk)
-        records = list(self._records())
-        if not chunk and not records:
-            self._rebase_if_drained()
-        return JournalBatch(records, start, self.offset)
-
-    def _records(self) -> Iterator[list[Any]]:
+        records: list[list[Any]] = []
         while True:
-            position = self.offset
             try:
                 record = next(self._unpacker)
             except StopIteration:
-                return
+                break
             except (ValueError, msgpack.UnpackException) as exc:
-                raise JournalCorruptError(self.path, position, str(exc)) from exc
+                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
+                break
             if not (
-                isinstance(record, list)
-                and record
-                and record[0] in RECORD_TYPES
-                and len(record) == _ARITY[record[0]]
+                isinstance(record, list) and record and record[0] in RECORD_TYPES and len(record) == _ARITY[record[0]]
             ):
-                raise JournalCorruptError(self.path, position, f"not a runlane record: {record!r:.80}")
-            yield record
-
-    def _rebase_if_drained(self) -> None:
-        # The unpacker counts every byte ever fed; start a fresh one when it holds no partial record,
-        # so its bookkeeping does not grow over a long run.
-        if self._unpacker.tell() == self._fed:
+                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
+                break
+            self._done = self._unpacker.tell()
+            records.append(record)
+        if self._damage is not None and not records:
+            raise self._damage
+        if not chunk and not records and self._done == self._fed:
+            # Nothing is pending: start a fresh unpacker so its bookkeeping does not grow forever.
             self._base += self._fed
-            self._fed = 0
+            self._fed = self._done = 0
             self._unpacker = self._new_unpacker()
+        return JournalBatch(records, start, self.offset)
 
     def at_end(self) -> bool:
         """True when every byte of the file has been handed out as a record."""

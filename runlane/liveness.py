@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import sys
 
 # Writers on another host cannot be probed; they are presumed dead once their heartbeat is this old.
@@ -17,6 +16,10 @@ REMOTE_HEARTBEAT_TIMEOUT_S = 300.0
 
 @functools.lru_cache(maxsize=1)
 def host_name() -> str:
+    if hasattr(os, "uname"):  # the same name as socket.gethostname(), without importing socket
+        return os.uname().nodename
+    import socket
+
     return socket.gethostname()
 
 

@@ -7,8 +7,7 @@ everywhere (a path rejected by ``init`` is rejected the same way by the server).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 DEFAULT_PROJECT = "default"
 MAX_PROJECT_LENGTH = 200
@@ -34,9 +33,7 @@ def normalize_project(path: str | None) -> str:
     if not normalized:
         raise ValueError(f"project path {path!r} is empty; use a name like 'cv/resnet50'")
     if len(normalized) > MAX_PROJECT_LENGTH:
-        raise ValueError(
-            f"project path is {len(normalized)} characters long; at most {MAX_PROJECT_LENGTH} are allowed"
-        )
+        raise ValueError(f"project path is {len(normalized)} characters long; at most {MAX_PROJECT_LENGTH} are allowed")
     for segment in normalized.split("/"):
         if segment == "":
             raise ValueError(f"project path {path!r} has an empty segment ('//')")
@@ -59,16 +56,13 @@ def project_key_candidates(project: str) -> list[str]:
     """
     words = [w.upper() for w in re.findall(r"[A-Za-z]+", project)]
     letters = "".join(words)
-    if len(words) >= 2:
-        base = "".join(w[0] for w in words[:4])
-    else:
-        base = letters[:3]
+    base = "".join(w[0] for w in words[:4]) if len(words) >= 2 else letters[:3]
     if len(base) < 2:
-        base = (base + letters[len(base):] + "RUN")[:3] if letters else "RUN"
+        base = base * 2 if base else "RUN"  # "x" -> "XX"; a name without letters -> "RUN"
     candidates = [base]
     if len(base) < 4:
         # Extend with later letters of the name first: they read as the same project.
-        candidates += [base + ch for ch in dict.fromkeys(letters[len(base):])]
+        candidates += [base + ch for ch in dict.fromkeys(letters[len(base) :])]
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     stem = base[:3]
     candidates += [stem + ch for ch in alphabet]
@@ -76,8 +70,7 @@ def project_key_candidates(project: str) -> list[str]:
     return list(dict.fromkeys(c for c in candidates if 2 <= len(c) <= 4))
 
 
-@dataclass(frozen=True)
-class RunRef:
+class RunRef(NamedTuple):
     """A parsed run reference: which column it names and the value to look up."""
 
     kind: Literal["id", "display_id", "uid"]
@@ -97,12 +90,12 @@ def parse_run_ref(ref: object) -> RunRef:
         return RunRef("id", ref)
     if isinstance(ref, str):
         text = ref.strip()
+        if _UID.fullmatch(text.lower()):  # before the digit test: a uid may happen to be all digits
+            return RunRef("uid", text.lower())
         if text.isdigit() and text.isascii():
             return parse_run_ref(int(text))
         if _DISPLAY_ID.fullmatch(text):
             return RunRef("display_id", text)
-        if _UID.fullmatch(text.lower()):
-            return RunRef("uid", text.lower())
     raise ValueError(
         f"run reference {ref!r} is neither a numeric id (12), a display id (ABC-12) nor a 32-character uid"
     )

@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from ..statuses import FAILED, FINISHED, KILLED
 
@@ -89,7 +89,7 @@ def _excepthook(kind: type[BaseException], value: BaseException, tb: TracebackTy
     _previous_excepthook(kind, value, tb)
 
 
-def _exit(code: Any = None) -> None:
+def _exit(code: Any = None) -> NoReturn:
     global _exit_code
     _exit_code = code
     _original_exit(code)
@@ -119,6 +119,7 @@ def _install() -> None:
         atexit.register(_at_exit)
         _previous_excepthook = sys.excepthook
         sys.excepthook = _excepthook
+        # sys.exit(n) is the only exit path whose status an atexit hook cannot otherwise learn.
         sys.exit = _exit
     if not _signals_installed and threading.current_thread() is threading.main_thread():
         # Handlers can only be installed from the main thread; a later init() there will try again.

@@ -282,9 +282,7 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None:
             self._end(FINISHED, None)
         elif isinstance(exc, KeyboardInterrupt):
@@ -325,7 +323,8 @@ def _split_text(text: str) -> list[str]:
     pieces: list[str] = []
     current: list[str] = []
     size = 0
-    for line in split_lines(text):
+    for whole_line in split_lines(text):
+        line = whole_line
         while len(line) > TEXT_PIECE:
             pieces.append(line[:TEXT_PIECE])
             line = line[TEXT_PIECE:]
@@ -337,4 +336,3 @@ def _split_text(text: str) -> list[str]:
     if current:
         pieces.append("\n".join(current))
     return pieces
-

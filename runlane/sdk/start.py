@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -83,7 +82,7 @@ def init(
         return NoOpRun(project_name, name, config_values, tag_values)
 
     store_writer = writers.acquire(settings.dir)
-    writer_id = uuid.uuid4().hex
+    writer_id = os.urandom(16).hex()
     journal_name = f"journals/{writer_id}{SUFFIX}"
     journal_path = settings.dir / journal_name
     journal_file = None
@@ -107,7 +106,7 @@ def init(
             def create(store: Store) -> RunInfo:
                 parent_id = store.resolve(parent_ref) if parent_ref is not None else None
                 new = NewRun(
-                    uid=uuid.uuid4().hex,
+                    uid=os.urandom(16).hex(),
                     project=project_name or "default",
                     name=name,
                     alias=alias,

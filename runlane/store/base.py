@@ -10,14 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from ..entities import LogLine, MetricPoint, ProjectInfo, RunInfo
+from ..entities import History, LogLine, ProjectInfo, RunInfo
 from ..naming import RunRef
 
 
-@dataclass(frozen=True)
-class WriterSpec:
+class WriterSpec(NamedTuple):
     """A process about to write to a run, and the journal it writes to (relative to the store)."""
 
     id: str
@@ -44,8 +43,7 @@ class NewRun:
     fork_step: int | None = None
 
 
-@dataclass(frozen=True)
-class OpenWriter:
+class OpenWriter(NamedTuple):
     """A writer the store has not seen close: alive, or dead with a journal left to replay."""
 
     id: str
@@ -123,7 +121,7 @@ class Store(ABC):
         """The numeric id of the run ``ref`` names; ``RunNotFoundError`` if none."""
 
     @abstractmethod
-    def history(self, run_id: int, key: str) -> list[MetricPoint]:
+    def history(self, run_id: int, key: str) -> History:
         """Every point of one metric of one run, in step order."""
 
     @abstractmethod

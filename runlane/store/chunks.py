@@ -11,13 +11,14 @@ Pure code: no database access here.
 
 from __future__ import annotations
 
+import math
 import operator
 import sys
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import wire
 
@@ -47,13 +48,10 @@ class Columns:
         return all(map(operator.lt, steps, islice(steps, 1, None)))
 
     def slice(self, start: int, stop: int) -> Columns:
-        return Columns(
-            self.steps[start:stop], self.values[start:stop], self.times[start:stop], self.stages[start:stop]
-        )
+        return Columns(self.steps[start:stop], self.values[start:stop], self.times[start:stop], self.stages[start:stop])
 
 
-@dataclass(frozen=True)
-class ChunkStats:
+class ChunkStats(NamedTuple):
     """What the series aggregates are built from, kept per chunk so a rewrite can recompute them."""
 
     n: int
@@ -67,8 +65,7 @@ class ChunkStats:
     max_step: int | None
 
 
-@dataclass(frozen=True)
-class EncodedChunk:
+class EncodedChunk(NamedTuple):
     stats: ChunkStats
     steps: bytes
     values: bytes
@@ -95,11 +92,10 @@ def _unpack(typecode: str, blob: bytes) -> list[Any]:
 def stats_of(cols: Columns) -> ChunkStats:
     """Aggregates of strictly increasing columns; NaN is ignored by min/max (it is never "best")."""
     values = cols.values
-    total = sum(values)
-    if total == total:  # no NaN (and no inf - inf): min/max are safe directly
+    if not math.isnan(sum(values)):  # no NaN (nor inf - inf): min/max are safe directly
         candidates: Sequence[float] = values
     else:
-        candidates = [v for v in values if v == v]
+        candidates = [v for v in values if not math.isnan(v)]
     if candidates:
         lo, hi = min(candidates), max(candidates)
         lo_step: int | None = cols.steps[values.index(lo)]
@@ -172,7 +168,7 @@ def merge_last_wins(parts: Iterable[Columns]) -> Columns:
     """Merge columns in write order into one sorted series where a later value at a step wins."""
     latest: dict[int, tuple[float, float, str | None]] = {}
     for part in parts:
-        for step, value, time, stage in zip(part.steps, part.values, part.times, part.stages):
+        for step, value, time, stage in zip(part.steps, part.values, part.times, part.stages, strict=False):
             latest[step] = (value, time, stage)
     ordered = sorted(latest)
     rows = [latest[s] for s in ordered]

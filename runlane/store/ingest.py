@@ -55,7 +55,7 @@ def _add_metric_group(
     stages: list[str | None],
 ) -> None:
     # Consecutive records with the same keys (the usual training loop) are transposed in C by zip().
-    for key, values in zip(keys, zip(*rows)):
+    for key, values in zip(keys, zip(*rows, strict=False), strict=False):
         cols = series.get(key)
         if cols is None:
             series[key] = Columns(list(steps), list(values), list(times), list(stages))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import wire
-from ..entities import LogLine, MetricPoint, ProjectInfo, RunInfo, WriterInfo
+from ..entities import History, LogLine, ProjectInfo, RunInfo, WriterInfo
 from ..errors import ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
 from ..naming import RunRef, normalize_project, project_key_candidates, split_display_id
 from ..statuses import RUNNING, TERMINAL, normalize_status
@@ -118,9 +118,7 @@ class SQLiteStore(Store):
         key = next((c for c in project_key_candidates(name) if c not in taken), None)
         while key is None or key in taken:  # every derived key is taken: fall back to random letters
             key = "".join(random.choices(string.ascii_uppercase, k=4))
-        cursor = conn.execute(
-            "INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time())
-        )
+        cursor = conn.execute("INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time()))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -201,8 +199,7 @@ class SQLiteStore(Store):
                 )
             self._apply(conn, run_id, changes)
             conn.execute(
-                "UPDATE run_writers SET journal_offset = ?, last_record_at = coalesce(?, last_record_at)"
-                " WHERE id = ?",
+                "UPDATE run_writers SET journal_offset = ?, last_record_at = coalesce(?, last_record_at) WHERE id = ?",
                 (end, changes.last_time, writer_id),
             )
         return True
@@ -278,9 +275,7 @@ class SQLiteStore(Store):
         ).fetchone()
         value, step = (None, None) if best is None else (best[0:2] if mode == "min" else best[2:4])
         summary = wire.loads(summary_text)
-        summary.update(
-            best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step
-        )
+        summary.update(best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step)
         conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (wire.dumps(summary), run_id))
 
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
@@ -298,9 +293,7 @@ class SQLiteStore(Store):
         ).fetchall()
         return [OpenWriter(*row) for row in rows]
 
-    def fail_abandoned(
-        self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]
-    ) -> list[int]:
+    def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
         failed = []
         with self._transaction() as conn:
             for run_id in run_ids:
@@ -429,7 +422,7 @@ class SQLiteStore(Store):
             )
         return infos
 
-    def history(self, run_id: int, key: str) -> list[MetricPoint]:
+    def history(self, run_id: int, key: str) -> History:
         return sqlite_series.read(self.conn, run_id, key)
 
     def logs(self, run_id: int) -> list[LogLine]:

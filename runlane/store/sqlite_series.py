@@ -10,19 +10,18 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..entities import MetricPoint, MetricSummary
+from ..entities import History, MetricSummary
 from . import chunks
 from .chunks import ChunkStats, Columns, EncodedChunk
 
 _SERIES_COLUMNS = (
-    "id, key, count, first_step, last_step, last_value, last_time, "
-    "min_value, min_step, max_value, max_step, small_tail"
+    "id, key, count, first_step, last_step, last_value, last_time, min_value, min_step, max_value, max_step, small_tail"
 )
 
 
 def nan_to_null(value: float) -> float | None:
     """SQLite stores NaN as NULL anyway; say so explicitly where a column may hold NaN."""
-    return None if value != value else value
+    return None if math.isnan(value) else value
 
 
 def null_to_nan(value: float | None) -> float:
@@ -244,15 +243,11 @@ def append(conn: sqlite3.Connection, run_id: int, series: dict[str, Columns]) ->
         )
 
 
-def read(conn: sqlite3.Connection, run_id: int, key: str) -> list[MetricPoint]:
+def read(conn: sqlite3.Connection, run_id: int, key: str) -> History:
     """Every point of one series in step order."""
-    parts = _load_chunks(
-        conn, "series_id = (SELECT id FROM series WHERE run_id = ? AND key = ?)", (run_id, key)
-    )
-    if not parts:
-        return []
-    cols = parts[0][1] if len(parts) == 1 else chunks.concat(c for _, c in parts)
-    return list(map(MetricPoint._make, zip(cols.steps, cols.values, cols.times, cols.stages)))
+    parts = _load_chunks(conn, "series_id = (SELECT id FROM series WHERE run_id = ? AND key = ?)", (run_id, key))
+    cols = chunks.concat(c for _, c in parts)
+    return History(cols.steps, cols.values, cols.times, cols.stages)
 
 
 def max_step(conn: sqlite3.Connection, run_id: int) -> int | None:

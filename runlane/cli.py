@@ -1,0 +1,172 @@
+"""The ``runlane`` command: a thin skin over ``runlane.Api``.
+
+Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) and ``--json`` for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from . import __version__, wire
+from .entities import RunInfo
+from .errors import RunlaneError
+
+
+def _when(timestamp: float | None) -> str:
+    if timestamp is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows)
+
+
+def _run_json(run: RunInfo) -> dict[str, Any]:
+    return dataclasses.asdict(run)
+
+
+def _print_json(value: Any) -> None:
+    print(wire.dumps(value))
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        runs = api.runs(project=args.project, status=args.status, tags=args.tag)
+    if args.json:
+        _print_json([_run_json(run) for run in runs])
+        return 0
+    if not runs:
+        print("no runs" + (f" in project {args.project!r}" if args.project else ""))
+        return 0
+    rows = [["ID", "RUN", "PROJECT", "NAME", "STATUS", "STARTED", "DURATION", "BEST", "TAGS"]]
+    for run in runs:
+        best = f"{run.primary_metric}={_number(run.best_value)}" if run.primary_metric else "-"
+        rows.append(
+            [
+                str(run.id),
+                run.display_id,
+                run.project,
+                run.name or run.alias or "-",
+                run.status,
+                _when(run.started_at),
+                _duration(run.duration),
+                best,
+                ",".join(run.tags) or "-",
+            ]
+        )
+    print(_table(rows))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        run = api.run(args.ref)
+    if args.json:
+        _print_json(_run_json(run))
+        return 0
+    lines = [
+        f"{run.display_id}  {run.name or ''}".rstrip(),
+        f"  id        {run.id}   uid {run.uid}",
+        f"  project   {run.project}",
+        f"  status    {run.status}" + (f"  ({run.status_reason})" if run.status_reason else ""),
+        f"  started   {_when(run.started_at)}   ended {_when(run.ended_at)}   duration {_duration(run.duration)}",
+    ]
+    if run.alias:
+        lines.append(f"  alias     {run.alias}")
+    if run.notes:
+        lines.append(f"  notes     {run.notes}")
+    if run.tags:
+        lines.append(f"  tags      {', '.join(run.tags)}")
+    if run.parent_run_id is not None:
+        lines.append(f"  parent    run {run.parent_run_id}")
+    if run.primary_metric:
+        lines.append(
+            f"  primary   {run.primary_metric} ({run.primary_mode}): best {_number(run.best_value)}"
+            f" at step {run.best_step if run.best_step is not None else '-'}"
+        )
+    for host in {(w.host, w.pid) for w in run.writers}:
+        lines.append(f"  writer    pid {host[1]} on {host[0]}")
+    if run.config:
+        lines.append("  config    " + wire.dumps(run.config))
+    if run.summary:
+        lines.append("  summary   " + wire.dumps(run.summary))
+    if run.metrics:
+        rows = [["METRIC", "LAST", "MIN", "MAX", "POINTS", "STEPS"]]
+        for key, series in run.metrics.items():
+            rows.append(
+                [
+                    key,
+                    _number(series.last_value),
+                    _number(series.min),
+                    _number(series.max),
+                    str(series.count),
+                    f"{series.first_step}-{series.last_step}",
+                ]
+            )
+        lines.append("")
+        lines.extend("  " + line for line in _table(rows).splitlines())
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
+    parser.add_argument("--version", action="version", version=f"runlane {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        return sub
+
+    ls = command("ls", "List runs, newest first.")
+    ls.add_argument("--project", help="only runs of this project")
+    ls.add_argument("--status", action="append", help="only runs with this status (repeatable)")
+    ls.add_argument("--tag", action="append", help="only runs with this tag (repeatable: all must match)")
+    ls.set_defaults(handler=cmd_ls)
+
+    show = command("show", "Show one run: status, config, summary, metrics.")
+    show.add_argument("ref", help="numeric id, display id (like ABC-12) or uid")
+    show.set_defaults(handler=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args))
+    except (RunlaneError, ValueError) as exc:
+        print(f"runlane: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

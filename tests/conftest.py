@@ -1,0 +1,63 @@
+"""Shared fixtures: real stores on tmp_path and real Python subprocesses that use them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runlane.sdk import start
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A fresh store directory; nothing exists there until a run is created."""
+    return tmp_path / "store"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    # Tests pass dir= explicitly; anything that forgets must not touch the developer's ./.runlane.
+    monkeypatch.setenv("RUNLANE_DIR", str(tmp_path / "env-store"))
+    monkeypatch.delenv("RUNLANE_MODE", raising=False)
+    yield
+    start.set_enabled(True)
+
+
+def script_env(store: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["RUNLANE_DIR"] = str(store)
+    env.pop("RUNLANE_MODE", None)
+    env.update(extra)
+    return env
+
+
+def run_script(
+    code: str, store: Path, *, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python process whose default store is ``store``."""
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env or script_env(store),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_script(code: str, store: Path, **popen: object) -> subprocess.Popen[str]:
+    """Start ``code`` in a fresh Python process (stdout piped, text mode); the caller waits for it."""
+    return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=script_env(store),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )

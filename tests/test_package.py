@@ -1,0 +1,81 @@
+"""The package's shape: the public API, a light import, and the import rules between layers."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import runlane
+
+PACKAGE = Path(runlane.__file__).parent
+
+
+def test_public_api_is_pinned() -> None:
+    assert runlane.__all__ == sorted(runlane.__all__)
+    assert set(runlane.__all__) == {
+        "Api",
+        "History",
+        "JournalWriteError",
+        "LogLine",
+        "MetricPoint",
+        "MetricSummary",
+        "NoOpRun",
+        "ProjectInfo",
+        "ProjectNotFoundError",
+        "Run",
+        "RunClosedError",
+        "RunInfo",
+        "RunNotFoundError",
+        "RunlaneError",
+        "StoreError",
+        "StoreNotFoundError",
+        "__version__",
+        "init",
+        "is_enabled",
+        "set_enabled",
+    }
+    for name in runlane.__all__:
+        assert getattr(runlane, name) is not None
+
+
+def test_import_runlane_loads_no_store_driver_or_heavy_library() -> None:
+    code = (
+        "import sys, runlane; "
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'sqlite3', 'msgpack', 'psutil', 'numpy', 'torch', 'psycopg', 'http', 'urllib3', 'requests'} "
+        "or m.startswith(('runlane.store', 'runlane.sdk')))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == ""
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the runlane modules a file imports."""
+    tree = ast.parse(path.read_text())
+    # The package a relative import starts from: the directory, for a module and an __init__ alike.
+    package_parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                found.add(".".join([*base, node.module] if node.module else base))
+            elif node.module:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("runlane")}
+
+
+def test_store_never_imports_the_sdk() -> None:
+    for path in (PACKAGE / "store").rglob("*.py"):
+        assert not any(name.startswith("runlane.sdk") for name in _imports(path)), path
+
+
+def test_lower_layers_never_import_upper_ones() -> None:
+    pure = ["entities.py", "errors.py", "naming.py", "statuses.py", "wire.py", "journal.py", "config.py"]
+    for name in pure:
+        imported = _imports(PACKAGE / name)
+        assert not any(m.startswith(("runlane.sdk", "runlane.store", "runlane.api")) for m in imported), name
