@@ -1,4 +1,4 @@
-"""A small learning-rate sweep logged with runlane, then how to look at it.
+"""A small learning-rate sweep logged with runlane, a fork of the best run, then how to look at them.
 
 python examples/quickstart.py              # store in ./.runlane (or $RUNLANE_DIR)
 python examples/quickstart.py --dir /tmp/x
@@ -49,13 +49,30 @@ def main() -> None:
 
     with runlane.Api() as api:
         best = max(api.runs(project="quickstart/sweep"), key=lambda r: r.best_value or -1)
-        print(f"Logged {len(runs)} runs into {api.dir}")
-        print(f"Best run: {best.display_id} ({best.name}) val/acc={best.best_value:.3f} at step {best.best_step}\n")
+        loss = api.history(best.id, "train/loss", start=300, end=300)[0].value
+
+    # Fork the best run at step 300 and try a lower learning rate from there: the fork inherits the
+    # config (with lr overridden), continues at step 301, and its chart continues the parent's.
+    fork = runlane.init(name=f"{best.name}-decay", fork_run_id=best.id, fork_step=300, config={"lr": 0.001})
+    for _ in range(301, 500):
+        loss *= 0.999
+        fork.log({"train": {"loss": loss, "lr": 0.001}})
+    fork.finish()
+
+    with runlane.Api() as api:
+        stitched = api.history(fork.id, "train/loss", stitched=True)
+        print(f"Logged {len(runs) + 1} runs into {api.dir}")
+        print(f"Best run: {best.display_id} ({best.name}) val/acc={best.best_value:.3f} at step {best.best_step}")
+        print(
+            f"Forked it at step 300 as {fork.display_id}: its stitched train/loss has {len(stitched)} points, "
+            f"steps {stitched.steps[0]}-{stitched.steps[-1]} from runs {sorted(set(stitched.run_ids))}\n"
+        )
     where = f" --dir {args.dir}" if args.dir else ""
     print("Look at them:")
     print(f"  runlane ls{where}                   # every run, newest first")
     print(f"  runlane show {best.display_id}{where}          # config, summary and metrics of the best run")
     print(f"  runlane show {best.display_id} --json{where}   # the same, for scripts")
+    print(f"  runlane show {fork.display_id}{where}          # the fork, with its lineage")
     api_dir = repr(args.dir) if args.dir else ""
     print(f"  python -c \"import runlane; print(runlane.Api({api_dir}).history({best.display_id!r}, 'val/acc'))\"")
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .entities import History, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
+from .entities import Bucket, History, Lineage, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
 from .errors import (
+    DeletionRefusedError,
     JournalWriteError,
     ProjectNotFoundError,
     RunClosedError,
@@ -34,8 +35,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Api",
+    "Bucket",
+    "DeletionRefusedError",
     "History",
     "JournalWriteError",
+    "Lineage",
     "LogLine",
     "MetricPoint",
     "MetricSummary",

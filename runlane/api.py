@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import overload
 
 from .config import Settings
-from .entities import History, LogLine, ProjectInfo, RunInfo
-from .naming import parse_run_ref
+from .entities import Bucket, History, Lineage, LogLine, ProjectInfo, RunInfo
+from .naming import RunRef, parse_run_ref
 from .recovery import recover
 from .store import open_store
 from .store.base import Store
@@ -54,10 +55,77 @@ class Api:
         """One run by numeric id, display id (``"MMP-42"``) or uid."""
         return self._store.run(parse_run_ref(ref))
 
-    def history(self, ref: int | str, key: str) -> History:
-        """Every point of metric ``key`` of a run, in step order."""
-        return self._store.history(self._store.resolve(parse_run_ref(ref)), key)
+    @overload
+    def history(
+        self, ref: int | str, key: str, stitched: bool = ..., start: int | None = ..., end: int | None = ...,
+        buckets: None = ...,
+    ) -> History: ...  # fmt: skip
+
+    @overload
+    def history(
+        self, ref: int | str, key: str, stitched: bool = ..., start: int | None = ..., end: int | None = ...,
+        *, buckets: int,
+    ) -> list[Bucket]: ...  # fmt: skip
+
+    def history(
+        self,
+        ref: int | str,
+        key: str,
+        stitched: bool = False,
+        start: int | None = None,
+        end: int | None = None,
+        buckets: int | None = None,
+    ) -> History | list[Bucket]:
+        """The points of metric ``key`` of a run, in step order.
+
+        ``stitched=True`` continues the series back through the run's fork ancestors (each point's
+        ``run_id`` says which run it comes from); ``start``/``end`` keep only steps in that inclusive
+        range; ``buckets=N`` returns at most N step buckets (``start``, ``end``, ``min``, ``max``,
+        ``last``, ``count``, ``run_id``) instead of points, so a long series stays cheap to draw and a
+        single spike stays visible.
+        """
+        run_id = self._store.resolve(parse_run_ref(ref))
+        _check_step_bound(start, "start")
+        _check_step_bound(end, "end")
+        if start is not None and end is not None and start > end:
+            raise ValueError(f"start ({start}) is after end ({end})")
+        if buckets is not None:
+            if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+                raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+            return self._store.downsampled(run_id, key, buckets, stitched=stitched, start=start, end=end)
+        if stitched:
+            return self._store.stitched_history(run_id, key, start, end)
+        return self._store.history(run_id, key, start, end)
+
+    def lineage(self, ref: int | str) -> Lineage:
+        """The run's place in its fork tree: ancestors from the root down, direct forks, and the root."""
+        store = self._store
+        run = store.run(parse_run_ref(ref))
+        chain = [store.run(RunRef("id", node.run_id)) for node in store.ancestry(run.id)[:-1]]
+        return Lineage(
+            run=run, root=chain[0] if chain else run, ancestors=tuple(chain), children=tuple(store.forks(run.id))
+        )
+
+    def delete_run(self, ref: int | str) -> None:
+        """Delete a run and everything logged to it.
+
+        Refused (``DeletionRefusedError``) while other runs fork from it or nest in it, or while a live
+        process is writing to it.
+        """
+        self._store.delete_run(parse_run_ref(ref))
 
     def logs(self, ref: int | str) -> list[LogLine]:
         """The run's text log lines, in the order they were written."""
         return self._store.logs(self._store.resolve(parse_run_ref(ref)))
+
+
+_STEP_LIMIT = 2**63 - 1
+
+
+def _check_step_bound(value: object, name: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer step or None, got {type(value).__name__} {value!r}")
+    if not -_STEP_LIMIT <= value <= _STEP_LIMIT:
+        raise ValueError(f"{name}={value} is outside the range of steps")

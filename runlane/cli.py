@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, wire
-from .entities import RunInfo
+from .entities import Lineage, RunInfo
 from .errors import RunlaneError
 
 
@@ -84,8 +84,17 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     with Api(args.dir) as api:
         run = api.run(args.ref)
+        lineage = api.lineage(run.id)
     if args.json:
-        _print_json(_run_json(run))
+        detail = _run_json(run)
+        detail["lineage"] = {
+            "root": lineage.root.display_id,
+            "ancestors": [
+                {"id": a.id, "display_id": a.display_id, "fork_step": a.fork_step} for a in lineage.ancestors
+            ],
+            "children": [{"id": c.id, "display_id": c.display_id, "fork_step": c.fork_step} for c in lineage.children],
+        }
+        _print_json(detail)
         return 0
     lines = [
         f"{run.display_id}  {run.name or ''}".rstrip(),
@@ -101,7 +110,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     if run.tags:
         lines.append(f"  tags      {', '.join(run.tags)}")
     if run.parent_run_id is not None:
-        lines.append(f"  parent    run {run.parent_run_id}")
+        lines.append(f"  parent    run {run.parent_run_id} (nested in it)")
+    if lineage.ancestors or lineage.children:
+        lines.append("  lineage   " + _lineage_line(lineage))
+        for child in lineage.children:
+            lines.append(
+                f"  fork      {child.display_id} at step {child.fork_step}" + (f"  {child.name}" if child.name else "")
+            )
     if run.primary_metric:
         lines.append(
             f"  primary   {run.primary_metric} ({run.primary_mode}): best {_number(run.best_value)}"
@@ -132,6 +147,37 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lineage_entry(run: RunInfo) -> dict[str, Any]:
+    return {"id": run.id, "display_id": run.display_id, "fork_step": run.fork_step}
+
+
+def _lineage_line(lineage: Lineage) -> str:
+    """``A-1 -> A-2 @50 -> [A-3 @150]``: the chain from the root to this run, with fork steps."""
+    parts = []
+    for run in (*lineage.ancestors, lineage.run):
+        label = run.display_id + (f" @{run.fork_step}" if run.fork_step is not None else "")
+        parts.append(f"[{label}]" if run.id == lineage.run.id else label)
+    return " -> ".join(parts)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        run = api.run(args.ref)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("runlane: error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
+                return 1
+            answer = input(f"Delete run {run.display_id} ({run.name or run.project}) and all it logged? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print("not deleted")
+                return 1
+        api.delete_run(run.id)
+    print(f"deleted {run.display_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
@@ -152,6 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = command("show", "Show one run: status, config, summary, metrics.")
     show.add_argument("ref", help="numeric id, display id (like ABC-12) or uid")
     show.set_defaults(handler=cmd_show)
+
+    delete = command("delete", "Delete a run and everything logged to it (not while it has forks).")
+    delete.add_argument("ref", help="numeric id, display id (like ABC-12) or uid")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(handler=cmd_delete)
     return parser
 
 

@@ -12,12 +12,31 @@ from typing import Any, NamedTuple, overload
 
 
 class MetricPoint(NamedTuple):
-    """One value of one metric at one step."""
+    """One value of one metric at one step; ``run_id`` is the run it was logged to (in a stitched
+    history, the ancestor it comes from)."""
 
     step: int
     value: float
     time: float
     stage: str | None
+    run_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """Points of one step bucket of a downsampled series.
+
+    ``start``/``end`` are its first and last step; ``min``/``max`` ignore NaN (None when every value is
+    NaN); ``last`` is the value at its highest step, exactly as logged; ``run_id`` owns that step.
+    """
+
+    start: int
+    end: int
+    min: float | None
+    max: float | None
+    last: float
+    count: int
+    run_id: int
 
 
 class History(Sequence[MetricPoint]):
@@ -27,19 +46,39 @@ class History(Sequence[MetricPoint]):
     point, which is most of the cost of a long history; points are built as you index or iterate.
     """
 
-    __slots__ = ("stages", "steps", "times", "values")
+    __slots__ = ("run_ids", "stages", "steps", "times", "values")
 
     def __init__(
         self,
-        steps: list[int] | None = None,
-        values: list[float] | None = None,
-        times: list[float] | None = None,
-        stages: list[str | None] | None = None,
+        steps: list[int],
+        values: list[float],
+        times: list[float],
+        stages: list[str | None],
+        run_ids: list[int],
     ) -> None:
-        self.steps: list[int] = steps if steps is not None else []
-        self.values: list[float] = values if values is not None else []
-        self.times: list[float] = times if times is not None else []
-        self.stages: list[str | None] = stages if stages is not None else [None] * len(self.steps)
+        self.steps = steps
+        self.values = values
+        self.times = times
+        self.stages = stages
+        self.run_ids = run_ids
+
+    @classmethod
+    def empty(cls) -> History:
+        return cls([], [], [], [], [])
+
+    @classmethod
+    def concat(cls, parts: Sequence[History]) -> History:
+        """One history from several in order (the pieces of a stitched series)."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls.empty()
+        for part in parts:
+            out.steps += part.steps
+            out.values += part.values
+            out.times += part.times
+            out.stages += part.stages
+            out.run_ids += part.run_ids
+        return out
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -52,20 +91,20 @@ class History(Sequence[MetricPoint]):
 
     def __getitem__(self, index: int | slice) -> MetricPoint | History:
         if isinstance(index, slice):
-            return History(self.steps[index], self.values[index], self.times[index], self.stages[index])
-        return MetricPoint(self.steps[index], self.values[index], self.times[index], self.stages[index])
+            return History(
+                self.steps[index], self.values[index], self.times[index], self.stages[index], self.run_ids[index]
+            )
+        return MetricPoint(
+            self.steps[index], self.values[index], self.times[index], self.stages[index], self.run_ids[index]
+        )
 
     def __iter__(self) -> Iterator[MetricPoint]:
-        return map(MetricPoint, self.steps, self.values, self.times, self.stages)
+        return map(MetricPoint, self.steps, self.values, self.times, self.stages, self.run_ids)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, History):
-            return (self.steps, self.values, self.times, self.stages) == (
-                other.steps,
-                other.values,
-                other.times,
-                other.stages,
-            )
+            mine = (self.steps, self.values, self.times, self.stages, self.run_ids)
+            return mine == (other.steps, other.values, other.times, other.stages, other.run_ids)
         if isinstance(other, Sequence):
             return list(self) == list(other)
         return NotImplemented
@@ -155,3 +194,18 @@ class RunInfo:
     def duration(self) -> float | None:
         """Seconds from start to end; ``None`` while the run has not ended."""
         return None if self.ended_at is None else self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a run sits in its fork tree.
+
+    ``root`` names the group (the "experiment") the run belongs to; ``ancestors`` runs from the root down
+    to the run's parent (empty for a root); ``children`` are the run's direct forks, each with its
+    ``fork_step``.
+    """
+
+    run: RunInfo
+    root: RunInfo
+    ancestors: tuple[RunInfo, ...]
+    children: tuple[RunInfo, ...]

@@ -35,6 +35,10 @@ class StoreError(RunlaneError):
     """The store could not do what was asked (locked for too long, written by a newer runlane, ...)."""
 
 
+class DeletionRefusedError(RunlaneError):
+    """A run cannot be deleted: other runs fork from it or nest in it, or a live process writes to it."""
+
+
 class RunClosedError(RunlaneError, RuntimeError):
     """A write reached a run after this process called ``finish()`` or ``close()`` on it."""
 

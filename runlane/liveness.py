@@ -58,3 +58,10 @@ def is_alive(pid: int, started: float | None) -> bool:
     if now_started is None:
         return False
     return started is None or abs(now_started - started) < 0.01
+
+
+def writer_is_alive(host: str, pid: int, pid_started: float | None, heartbeat_at: float, now: float) -> bool:
+    """Is a run's writer still there? By pid on this host; by heartbeat age on another."""
+    if host == host_name():
+        return is_alive(pid, pid_started)
+    return now - heartbeat_at < REMOTE_HEARTBEAT_TIMEOUT_S

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import StoreError
 from .journal import JournalCorruptError, JournalReader
-from .liveness import REMOTE_HEARTBEAT_TIMEOUT_S, host_name, is_alive
+from .liveness import writer_is_alive
 from .store.base import OpenWriter, Store
 
 log = logging.getLogger("runlane")
@@ -23,12 +23,6 @@ log = logging.getLogger("runlane")
 class RecoveryReport:
     replayed_writers: list[str] = field(default_factory=list)
     failed_runs: list[int] = field(default_factory=list)
-
-
-def writer_is_alive(writer: OpenWriter, now: float) -> bool:
-    if writer.host == host_name():
-        return is_alive(writer.pid, writer.pid_started)
-    return now - writer.heartbeat_at < REMOTE_HEARTBEAT_TIMEOUT_S
 
 
 @dataclass
@@ -76,7 +70,7 @@ def recover(store: Store, store_dir: Path) -> RecoveryReport:
     reasons: dict[int, str] = {}
     ended_at: dict[int, float] = {}
     for writer in store.open_writers():
-        if writer_is_alive(writer, now):
+        if writer_is_alive(writer.host, writer.pid, writer.pid_started, writer.heartbeat_at, now):
             continue
         path = store_dir / writer.journal
         replay = Replay()

@@ -16,8 +16,11 @@ def test_public_api_is_pinned() -> None:
     assert runlane.__all__ == sorted(runlane.__all__)
     assert set(runlane.__all__) == {
         "Api",
+        "Bucket",
+        "DeletionRefusedError",
         "History",
         "JournalWriteError",
+        "Lineage",
         "LogLine",
         "MetricPoint",
         "MetricSummary",

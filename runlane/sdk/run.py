@@ -19,9 +19,10 @@ from typing import Any
 from .. import journal
 from ..entities import RunInfo
 from ..errors import RunClosedError
+from ..merge import deep_merge
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
-from ..store.ingest import deep_merge, split_lines
+from ..store.ingest import split_lines
 from . import hooks
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release

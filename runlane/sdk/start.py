@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from .. import lineage
 from ..config import Settings
 from ..entities import RunInfo
 from ..journal import SUFFIX, JournalFile
 from ..liveness import host_name, process_start_time
-from ..naming import normalize_project, parse_run_ref
+from ..naming import RunRef, normalize_project, parse_run_ref
 from ..store.base import NewRun, Store, WriterSpec
 from . import writer as writers
 from .noop import NoOpRun
@@ -50,12 +52,21 @@ def init(
     storage: str | os.PathLike[str] | None = None,
     mode: str | None = None,
     parent_run_id: int | str | None = None,
+    fork_run_id: int | str | None = None,
+    fork_step: int | None = None,
+    inherit_config: bool = True,
+    inherit_tags: bool = False,
 ) -> Run | NoOpRun:
-    """Start a run (or resume one) and return it.
+    """Start a run (or resume or fork one) and return it.
 
-    ``project`` is a path like ``"cv/resnet50"`` (default ``"default"``). The store lives in ``dir``
-    (alias ``storage``), else ``$RUNLANE_DIR``, else ``./.runlane``. To append to an existing run pass
-    ``run_id`` (numeric id, display id like ``"MMP-42"``, or uid) together with ``resume=True``.
+    ``project`` is a path like ``"cv/resnet50"`` (default ``"default"``; a fork defaults to its parent's).
+    The store lives in ``dir`` (alias ``storage``), else ``$RUNLANE_DIR``, else ``./.runlane``.
+
+    To append to an existing run pass ``run_id`` (numeric id, display id like ``"MMP-42"``, or uid)
+    together with ``resume=True``. To fork one pass ``fork_run_id`` and ``fork_step`` together: the new
+    run's parent is the ancestor that owns that step, its config is the parent's deep-merged with
+    ``config`` (``inherit_config``), its tags optionally the union with the parent's (``inherit_tags``),
+    and its steps continue at ``fork_step + 1``.
     """
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
@@ -77,6 +88,7 @@ def init(
         )
     ref = parse_run_ref(run_id) if run_id is not None else None
     parent_ref = parse_run_ref(parent_run_id) if parent_run_id is not None else None
+    fork = _fork_request(fork_run_id, fork_step, inherit_config, inherit_tags, resuming=ref is not None)
 
     if not _enabled or settings.mode == "disabled":
         return NoOpRun(project_name, name, config_values, tag_values)
@@ -103,8 +115,7 @@ def init(
             info, next_step = store_writer.call(attach)
         else:
 
-            def create(store: Store) -> RunInfo:
-                parent_id = store.resolve(parent_ref) if parent_ref is not None else None
+            def create(store: Store) -> tuple[RunInfo, int]:
                 new = NewRun(
                     uid=os.urandom(16).hex(),
                     project=project_name or "default",
@@ -113,11 +124,15 @@ def init(
                     notes=notes,
                     config=config_values,
                     tags=tag_values,
-                    parent_run_id=parent_id,
+                    parent_run_id=store.resolve(parent_ref) if parent_ref is not None else None,
                 )
-                return store.create_run(new, spec)
+                if fork is None:
+                    return store.create_run(new, spec), 0
+                new = _as_fork(store, new, fork, project_given=project is not None)
+                assert new.fork_step is not None
+                return store.create_run(new, spec), new.fork_step + 1
 
-            info, next_step = store_writer.call(create), 0
+            info, next_step = store_writer.call(create)
         store_writer.follow(writer_id, info.id, journal_path)
     except BaseException:
         if journal_file is not None:
@@ -140,3 +155,46 @@ def init(
         if tag_values:
             run.add_tags(tag_values)
     return run
+
+
+class _Fork(NamedTuple):
+    ref: RunRef
+    step: int
+    inherit_config: bool
+    inherit_tags: bool
+
+
+def _fork_request(
+    fork_run_id: int | str | None, fork_step: object, inherit_config: object, inherit_tags: object, *, resuming: bool
+) -> _Fork | None:
+    """Validate the fork arguments that need no store; the step range is checked against the parent."""
+    if fork_run_id is None and fork_step is None:
+        return None
+    if fork_run_id is None or fork_step is None:
+        given, missing = ("fork_step", "fork_run_id") if fork_run_id is None else ("fork_run_id", "fork_step")
+        raise ValueError(f"{given} needs {missing}: pass both fork_run_id and fork_step to fork a run, or neither")
+    if resuming:
+        raise ValueError("a run is either resumed (run_id, resume=True) or forked (fork_run_id, fork_step), not both")
+    if isinstance(fork_step, bool) or not isinstance(fork_step, int):
+        raise ValueError(f"fork_step must be an integer step, got {type(fork_step).__name__} {fork_step!r}")
+    for flag, value in (("inherit_config", inherit_config), ("inherit_tags", inherit_tags)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{flag} must be True or False, got {value!r}")
+    return _Fork(parse_run_ref(fork_run_id), fork_step, bool(inherit_config), bool(inherit_tags))
+
+
+def _as_fork(store: Store, new: NewRun, fork: _Fork, *, project_given: bool) -> NewRun:
+    """Resolve the parent that owns the fork step and apply what the fork inherits from it."""
+    requested = store.run(fork.ref)
+    chain = store.ancestry(requested.id)
+    step = lineage.check_fork_step(chain, fork.step, requested.display_id)
+    parent_id = lineage.resolve_parent(chain, step)
+    parent = requested if parent_id == requested.id else store.run(RunRef("id", parent_id))
+    return dataclasses.replace(
+        new,
+        project=new.project if project_given else parent.project,
+        config=lineage.inherit_config(parent.config, new.config, fork.inherit_config),
+        tags=lineage.inherit_tags(parent.tags, new.tags, fork.inherit_tags),
+        fork_run_id=parent_id,
+        fork_step=step,
+    )

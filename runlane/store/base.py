@@ -10,10 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ..entities import History, LogLine, ProjectInfo, RunInfo
+from .. import downsample
+from ..entities import Bucket, History, LogLine, ProjectInfo, RunInfo
+from ..lineage import Node, Segment, segments
 from ..naming import RunRef
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class WriterSpec(NamedTuple):
@@ -121,8 +127,58 @@ class Store(ABC):
         """The numeric id of the run ``ref`` names; ``RunNotFoundError`` if none."""
 
     @abstractmethod
-    def history(self, run_id: int, key: str) -> History:
-        """Every point of one metric of one run, in step order."""
+    def history(self, run_id: int, key: str, start: int | None = None, end: int | None = None) -> History:
+        """The points of one metric of one run in step order (only ``start <= step <= end`` if given)."""
+
+    @abstractmethod
+    def point_arrays(
+        self, run_id: int, key: str, start: int | None = None, end: int | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        """Steps and values of one metric as numpy arrays in step order, for downsampling."""
+
+    @abstractmethod
+    def ancestry(self, run_id: int) -> list[Node]:
+        """The run and its fork ancestors, root first, each with its own user-metric step range."""
+
+    @abstractmethod
+    def forks(self, run_id: int) -> list[RunInfo]:
+        """The runs forked directly from this one, oldest first."""
+
+    @abstractmethod
+    def delete_run(self, ref: RunRef) -> None:
+        """Delete a run and everything logged to it; ``DeletionRefusedError`` while other runs fork from or
+        nest in it, or a live process writes to it."""
+
+    # -- derived reads: the same for every backend ----------------------------------------------
+
+    def stitched_history(self, run_id: int, key: str, start: int | None = None, end: int | None = None) -> History:
+        """The run's series continued back through its fork ancestors (see ``runlane.lineage``)."""
+        parts = []
+        for segment in segments(self.ancestry(run_id)):
+            bounds = segment.clip(start, end)
+            if bounds is not None:
+                parts.append(self.history(segment.run_id, key, *bounds))
+        return History.concat(parts) if parts else History.empty()
+
+    def downsampled(
+        self,
+        run_id: int,
+        key: str,
+        count: int,
+        *,
+        stitched: bool = False,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> list[Bucket]:
+        """At most ``count`` step buckets (min, max, last, count) of a plain or stitched series."""
+        cuts = segments(self.ancestry(run_id)) if stitched else [Segment(run_id, None, None)]
+        pieces = []
+        for segment in cuts:
+            bounds = segment.clip(start, end)
+            if bounds is not None:
+                steps, values = self.point_arrays(segment.run_id, key, *bounds)
+                pieces.append((steps, values, segment.run_id))
+        return downsample.buckets(pieces, count, start, end)
 
     @abstractmethod
     def logs(self, run_id: int) -> list[LogLine]:

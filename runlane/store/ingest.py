@@ -26,18 +26,6 @@ class RunChanges:
     last_time: float | None = None
 
 
-def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Return ``base`` with ``update`` merged in: dicts merge recursively, anything else is a leaf."""
-    merged = dict(base)
-    for key, value in update.items():
-        current = merged.get(key)
-        if isinstance(current, dict) and isinstance(value, dict):
-            merged[key] = deep_merge(current, value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def split_lines(text: str) -> list[str]:
     """Lines of a text record; a trailing newline does not make an extra empty line."""
     lines = text.split("\n")

@@ -13,17 +13,24 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import wire
 from ..entities import History, LogLine, ProjectInfo, RunInfo, WriterInfo
-from ..errors import ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
+from ..errors import DeletionRefusedError, ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
+from ..lineage import Node
+from ..liveness import writer_is_alive
+from ..merge import deep_merge
 from ..naming import RunRef, normalize_project, project_key_candidates, split_display_id
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sqlite_series
 from .base import NewRun, OpenWriter, Store, WriterSpec
 from .migrations import migrate
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 DB_NAME = "runlane.db"
 BUSY_TIMEOUT_S = 60.0
@@ -181,8 +188,8 @@ class SQLiteStore(Store):
                 "UPDATE runs SET status = ?, status_reason = NULL, ended_at = NULL WHERE id = ?", (RUNNING, run_id)
             )
             self._insert_writer(conn, run_id, writer, now)
-            highest = sqlite_series.max_step(conn, run_id)
-        return self.run(RunRef("id", run_id)), 0 if highest is None else highest + 1
+            step = sqlite_series.next_step(conn, run_id)
+        return self.run(RunRef("id", run_id)), step
 
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
@@ -217,7 +224,7 @@ class SQLiteStore(Store):
             ).fetchone()
             config = wire.loads(config_text)
             for update in changes.config_updates:
-                config = ingest_plan.deep_merge(config, update)
+                config = deep_merge(config, update)
             summary = {**wire.loads(summary_text), **changes.summary}
             conn.execute(
                 "UPDATE runs SET config = ?, summary = ? WHERE id = ?",
@@ -422,8 +429,67 @@ class SQLiteStore(Store):
             )
         return infos
 
-    def history(self, run_id: int, key: str) -> History:
-        return sqlite_series.read(self.conn, run_id, key)
+    def history(self, run_id: int, key: str, start: int | None = None, end: int | None = None) -> History:
+        return sqlite_series.read(self.conn, run_id, key, start, end)
+
+    def point_arrays(
+        self, run_id: int, key: str, start: int | None = None, end: int | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+        return sqlite_series.read_arrays(self.conn, run_id, key, start, end)
+
+    def ancestry(self, run_id: int) -> list[Node]:
+        rows = self.conn.execute(
+            """
+            WITH RECURSIVE chain(id, fork_run_id, fork_step, depth) AS (
+                SELECT id, fork_run_id, fork_step, 0 FROM runs WHERE id = ?
+                UNION ALL
+                SELECT r.id, r.fork_run_id, r.fork_step, c.depth + 1
+                FROM runs r JOIN chain c ON r.id = c.fork_run_id
+                WHERE c.depth < 10000
+            )
+            SELECT c.id, c.fork_run_id, c.fork_step, min(s.first_step), max(s.last_step)
+            FROM chain c LEFT JOIN series s ON s.run_id = c.id
+            GROUP BY c.id ORDER BY max(c.depth) DESC
+            """,
+            (run_id,),
+        ).fetchall()
+        if not rows:
+            raise RunNotFoundError(run_id)
+        return [Node(*row) for row in rows]
+
+    def forks(self, run_id: int) -> list[RunInfo]:
+        return sorted(self._run_infos("r.fork_run_id = ?", [run_id]), key=lambda run: run.id)
+
+    def delete_run(self, ref: RunRef) -> None:
+        with self._transaction() as conn:
+            run_id = self._run_id(conn, ref)
+            refused = f"run {self._label(conn, run_id)} cannot be deleted"
+            forks = conn.execute(
+                "SELECT id, fork_step FROM runs WHERE fork_run_id = ? ORDER BY id", (run_id,)
+            ).fetchall()
+            if forks:
+                listed = ", ".join(f"{self._label(conn, fork_id)} at step {step}" for fork_id, step in forks)
+                raise DeletionRefusedError(f"{refused}: it has forks ({listed}); delete them first")
+            nested = conn.execute("SELECT id FROM runs WHERE parent_run_id = ? ORDER BY id", (run_id,)).fetchall()
+            if nested:
+                listed = ", ".join(self._label(conn, child) for (child,) in nested)
+                raise DeletionRefusedError(f"{refused}: it has nested runs ({listed}); delete them first")
+            now = time.time()
+            writers = conn.execute(
+                "SELECT host, pid, pid_started, heartbeat_at FROM run_writers WHERE run_id = ? AND closed_at IS NULL",
+                (run_id,),
+            ).fetchall()
+            for host, pid, started, heartbeat in writers:
+                if writer_is_alive(host, pid, started, heartbeat, now):
+                    raise DeletionRefusedError(f"{refused}: process {pid} on {host} is still writing to it")
+            conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    @staticmethod
+    def _label(conn: sqlite3.Connection, run_id: int) -> str:
+        key, seq = conn.execute(
+            "SELECT p.key, r.seq FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?", (run_id,)
+        ).fetchone()
+        return f"{key}-{seq}"
 
     def logs(self, run_id: int) -> list[LogLine]:
         rows = self.conn.execute(

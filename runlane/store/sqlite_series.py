@@ -5,14 +5,20 @@ Called inside the store's write transaction; see ``chunks`` for the storage inva
 
 from __future__ import annotations
 
+import bisect
 import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..entities import History, MetricSummary
 from . import chunks
 from .chunks import ChunkStats, Columns, EncodedChunk
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 _SERIES_COLUMNS = (
     "id, key, count, first_step, last_step, last_value, last_time, min_value, min_step, max_value, max_step, small_tail"
@@ -243,14 +249,51 @@ def append(conn: sqlite3.Connection, run_id: int, series: dict[str, Columns]) ->
         )
 
 
-def read(conn: sqlite3.Connection, run_id: int, key: str) -> History:
-    """Every point of one series in step order."""
-    parts = _load_chunks(conn, "series_id = (SELECT id FROM series WHERE run_id = ? AND key = ?)", (run_id, key))
+_SERIES_OF = "series_id = (SELECT id FROM series WHERE run_id = ? AND key = ?)"
+_OVERLAPS = " AND last_step >= ? AND first_step <= ?"
+_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 1
+
+
+def _range(start: int | None, end: int | None) -> tuple[int, int]:
+    return (_MIN_STEP if start is None else start), (_MAX_STEP if end is None else end)
+
+
+def read(conn: sqlite3.Connection, run_id: int, key: str, start: int | None = None, end: int | None = None) -> History:
+    """The points of one series in step order, limited to ``start <= step <= end`` when given."""
+    low, high = _range(start, end)
+    parts = _load_chunks(conn, _SERIES_OF + _OVERLAPS, (run_id, key, low, high))
     cols = chunks.concat(c for _, c in parts)
-    return History(cols.steps, cols.values, cols.times, cols.stages)
+    if parts and (cols.steps[0] < low or cols.steps[-1] > high):
+        cols = cols.slice(bisect.bisect_left(cols.steps, low), bisect.bisect_right(cols.steps, high))
+    return History(cols.steps, cols.values, cols.times, cols.stages, [run_id] * len(cols.steps))
 
 
-def max_step(conn: sqlite3.Connection, run_id: int) -> int | None:
-    """Highest step logged to any metric of the run, or None when it has none."""
-    value = conn.execute("SELECT max(last_step) FROM series WHERE run_id = ?", (run_id,)).fetchone()[0]
-    return None if value is None else int(value)
+def read_arrays(
+    conn: sqlite3.Connection, run_id: int, key: str, start: int | None = None, end: int | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Steps and values of one series as numpy arrays, straight from the chunk blobs (for downsampling)."""
+    import numpy as np
+
+    low, high = _range(start, end)
+    rows = conn.execute(
+        f"SELECT steps, vals FROM chunks WHERE {_SERIES_OF}{_OVERLAPS} ORDER BY first_step", (run_id, key, low, high)
+    ).fetchall()
+    if not rows:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    steps = np.concatenate([np.frombuffer(row[0], dtype="<i8") for row in rows]).astype(np.int64, copy=False)
+    values = np.concatenate([np.frombuffer(row[1], dtype="<f8") for row in rows]).astype(np.float64, copy=False)
+    if steps[0] < low or steps[-1] > high:
+        first, last = int(np.searchsorted(steps, low, "left")), int(np.searchsorted(steps, high, "right"))
+        steps, values = steps[first:last], values[first:last]
+    return steps, values
+
+
+def next_step(conn: sqlite3.Connection, run_id: int) -> int:
+    """Where a resumed run's step counter continues: after its highest logged step, and never before
+    the step after its fork point (a fork that has logged nothing yet continues at fork_step + 1)."""
+    highest, fork_step = conn.execute(
+        "SELECT (SELECT max(last_step) FROM series WHERE run_id = ?), fork_step FROM runs WHERE id = ?",
+        (run_id, run_id),
+    ).fetchone()
+    candidates = [s + 1 for s in (highest, fork_step) if s is not None]
+    return max(candidates, default=0)
