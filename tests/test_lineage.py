@@ -28,7 +28,7 @@ def abc(store_dir: Path) -> tuple[int, int, int]:
     assert b.step == 51
     _log_range(b, range(51, 201), offset=2000)
     b.finish()
-    c = runlane.init(name="C", fork_run_id=b.id, fork_step=150, dir=store_dir)
+    c = runlane.init(name="C", fork_run_id=b.uid, fork_step=150, dir=store_dir)  # by uid; B by display id
     _log_range(c, range(151, 251), offset=3000)
     c.finish()
     return a.id, b.id, c.id
