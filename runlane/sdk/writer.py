@@ -82,7 +82,9 @@ class StoreWriter:
         call = _Call(fn)
         self._calls.append(call)
         self._wake.set()
-        call.done.wait()
+        while not call.done.wait(1.0):
+            if not self._thread.is_alive() and not call.done.is_set():
+                raise RuntimeError("runlane's writer thread stopped before it could do this; see the log above")
         if call.error is not None:
             raise call.error
         return call.result  # type: ignore[no-any-return]
@@ -134,6 +136,9 @@ class StoreWriter:
                 log.exception("runlane: could not recover runs left behind by other processes")
             self._ready.set()
             self._loop(store)
+        except BaseException:
+            log.exception("runlane: the writer thread failed; what was logged stays in the journals")
+            raise
         finally:
             for tail in self._tails.values():
                 tail.reader.close()
