@@ -13,7 +13,8 @@ from typing import overload
 
 from .config import Settings
 from .entities import Bucket, History, Lineage, LogLine, ProjectInfo, RunInfo
-from .naming import RunRef, parse_run_ref
+from .errors import ProjectNotFoundError
+from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
 from .store import open_store
 from .store.base import Store
@@ -22,9 +23,13 @@ from .store.base import Store
 class Api:
     """Read access to a store: projects, runs, metric histories and logs."""
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> None:
+        """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``).
+
+        A directory without a store is a ``StoreNotFoundError`` unless ``create=True``.
+        """
         self.dir: Path = Settings.resolve(dir).dir
-        self._store: Store = open_store(self.dir, create=False)
+        self._store: Store = open_store(self.dir, create=create)
         recover(self._store, self.dir)
 
     def close(self) -> None:
@@ -39,6 +44,18 @@ class Api:
     def projects(self) -> list[ProjectInfo]:
         """Every project with its display key and number of runs."""
         return self._store.projects()
+
+    def project(self, name: str) -> ProjectInfo:
+        """One project by name; ``ProjectNotFoundError`` if there is none."""
+        wanted = normalize_project(name)
+        for project in self._store.projects():
+            if project.name == wanted:
+                return project
+        raise ProjectNotFoundError(wanted)
+
+    def create_project(self, name: str) -> ProjectInfo:
+        """Create an empty project (runs create theirs on first use); ``ValueError`` if it exists."""
+        return self._store.create_project(name)
 
     def runs(
         self,

@@ -155,6 +155,7 @@ class WriterInfo:
 class ProjectInfo:
     """A project: a path like ``cv/resnet50`` with a short display key like ``CR``."""
 
+    id: int
     name: str
     key: str
     created_at: float

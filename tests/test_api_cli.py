@@ -144,3 +144,21 @@ def test_every_cli_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
             cli.main([name, "--help"])
         assert exit_info.value.code == 0
         assert "--dir" in capsys.readouterr().out
+
+
+def test_projects_can_be_created_empty_and_looked_up(tmp_path: Path) -> None:
+    with pytest.raises(runlane.StoreNotFoundError):
+        runlane.Api(tmp_path / "new")
+    with runlane.Api(tmp_path / "new", create=True) as api:
+        created = api.create_project("team/vision")
+        assert (created.name, created.key, created.run_count) == ("team/vision", "TV", 0)
+        assert api.project("team/vision") == created
+        with pytest.raises(ValueError, match="already exists"):
+            api.create_project("team/vision")
+        with pytest.raises(runlane.ProjectNotFoundError):
+            api.project("team/audio")
+        with pytest.raises(ValueError, match="invalid character"):
+            api.create_project("team vision")
+    run = runlane.init(project="team/vision", dir=tmp_path / "new")
+    run.finish()
+    assert run.display_id == "TV-1"

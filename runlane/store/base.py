@@ -88,6 +88,10 @@ class Store(ABC):
         """Mark a writer closed; with ``status``, also end the run with it (writing the best metric)."""
 
     @abstractmethod
+    def create_project(self, name: str) -> ProjectInfo:
+        """Create an empty project; ``ValueError`` if one of that name exists."""
+
+    @abstractmethod
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         """Record that these writers are alive."""
 

@@ -285,6 +285,14 @@ class SQLiteStore(Store):
         summary.update(best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step)
         conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (wire.dumps(summary), run_id))
 
+    def create_project(self, name: str) -> ProjectInfo:
+        project = normalize_project(name)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (project,)).fetchone():
+                raise ValueError(f"project {project!r} already exists")
+            project_id = self._project(conn, project)
+        return next(p for p in self.projects() if p.id == project_id)
+
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         if not writer_ids:
             return
@@ -326,7 +334,7 @@ class SQLiteStore(Store):
 
     def projects(self) -> list[ProjectInfo]:
         rows = self.conn.execute(
-            "SELECT p.name, p.key, p.created_at, (SELECT count(*) FROM runs r WHERE r.project_id = p.id)"
+            "SELECT p.id, p.name, p.key, p.created_at, (SELECT count(*) FROM runs r WHERE r.project_id = p.id)"
             " FROM projects p ORDER BY p.name"
         ).fetchall()
         return [ProjectInfo(*row) for row in rows]
