@@ -53,9 +53,12 @@ class Api:
                 return project
         raise ProjectNotFoundError(wanted)
 
-    def create_project(self, name: str) -> ProjectInfo:
-        """Create an empty project (runs create theirs on first use); ``ValueError`` if it exists."""
-        return self._store.create_project(name)
+    def create_project(self, name: str, *, exist_ok: bool = False) -> ProjectInfo:
+        """Create an empty project (runs create theirs on first use).
+
+        If it exists already: return it with ``exist_ok=True``, else ``ValueError``.
+        """
+        return self._store.create_project(name, exist_ok=exist_ok)
 
     def runs(
         self,

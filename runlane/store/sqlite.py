@@ -285,10 +285,10 @@ class SQLiteStore(Store):
         summary.update(best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step)
         conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (wire.dumps(summary), run_id))
 
-    def create_project(self, name: str) -> ProjectInfo:
+    def create_project(self, name: str, *, exist_ok: bool = False) -> ProjectInfo:
         project = normalize_project(name)
         with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (project,)).fetchone():
+            if conn.execute("SELECT 1 FROM projects WHERE name = ?", (project,)).fetchone() and not exist_ok:
                 raise ValueError(f"project {project!r} already exists")
             project_id = self._project(conn, project)
         return next(p for p in self.projects() if p.id == project_id)
