@@ -44,7 +44,8 @@ def test_start_log_end_and_read_back(store_dir: Path) -> None:
     stored = mlflow.get_run(run.info.run_id)
     assert stored.info.status == "FINISHED"
     assert stored.info.run_name == "baseline"
-    assert stored.info.end_time is not None and stored.info.end_time >= stored.info.start_time
+    assert stored.info.end_time is not None
+    assert stored.info.end_time >= stored.info.start_time
     assert stored.data.params == {"lr": "0.01", "batch": "32", "optimizer": "adam"}
     assert stored.data.metrics == {"loss": 1.0 / 3, "acc": 0.9, "f1": 0.8}
     assert stored.data.tags == {
