@@ -53,12 +53,14 @@ class Api:
                 return project
         raise ProjectNotFoundError(wanted)
 
-    def create_project(self, name: str, *, exist_ok: bool = False) -> ProjectInfo:
+    def create_project(self, name: str, *, key: str | None = None, exist_ok: bool = False) -> ProjectInfo:
         """Create an empty project (runs create theirs on first use).
 
-        If it exists already: return it with ``exist_ok=True``, else ``ValueError``.
+        ``key`` chooses its display key (2-4 capital letters, e.g. ``"MMP"`` for run ids ``MMP-1``, ...);
+        by default one is derived from the name. If the project exists already: return it with
+        ``exist_ok=True``, else ``ValueError``.
         """
-        return self._store.create_project(name, exist_ok=exist_ok)
+        return self._store.create_project(name, key=key, exist_ok=exist_ok)
 
     def runs(
         self,

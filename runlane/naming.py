@@ -70,6 +70,13 @@ def project_key_candidates(project: str) -> list[str]:
     return list(dict.fromkeys(c for c in candidates if 2 <= len(c) <= 4))
 
 
+def check_project_key(key: object) -> str:
+    """A display key chosen by a user: 2-4 capital ASCII letters."""
+    if not isinstance(key, str) or not re.fullmatch(r"[A-Z]{2,4}", key):
+        raise ValueError(f"project key must be 2-4 capital letters like 'MMP', got {key!r}")
+    return key
+
+
 class RunRef(NamedTuple):
     """A parsed run reference: which column it names and the value to look up."""
 

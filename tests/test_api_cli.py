@@ -159,6 +159,12 @@ def test_projects_can_be_created_empty_and_looked_up(tmp_path: Path) -> None:
             api.project("team/audio")
         with pytest.raises(ValueError, match="invalid character"):
             api.create_project("team vision")
+        assert api.create_project("my-project", key="MMP").key == "MMP"
+        with pytest.raises(ValueError, match="taken by another project"):
+            api.create_project("other", key="MMP")
+        with pytest.raises(ValueError, match="2-4 capital letters"):
+            api.create_project("other", key="mmp")
+        assert api.create_project("team/vision", exist_ok=True) == api.project("team/vision")
     run = runlane.init(project="team/vision", dir=tmp_path / "new")
     run.finish()
     assert run.display_id == "TV-1"

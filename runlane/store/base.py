@@ -88,9 +88,12 @@ class Store(ABC):
         """Mark a writer closed; with ``status``, also end the run with it (writing the best metric)."""
 
     @abstractmethod
-    def create_project(self, name: str, *, exist_ok: bool = False) -> ProjectInfo:
-        """Create an empty project; if one of that name exists, return it (``exist_ok``) or raise
-        ``ValueError``. Atomic: concurrent callers get the same project."""
+    def create_project(self, name: str, *, key: str | None = None, exist_ok: bool = False) -> ProjectInfo:
+        """Create an empty project, with display ``key`` if given (else one derived from the name).
+
+        If one of that name exists, return it (``exist_ok``) or raise ``ValueError``. Atomic: concurrent
+        callers get the same project.
+        """
 
     @abstractmethod
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:

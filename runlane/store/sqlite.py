@@ -21,7 +21,7 @@ from ..errors import DeletionRefusedError, ProjectNotFoundError, RunNotFoundErro
 from ..lineage import Node
 from ..liveness import writer_is_alive
 from ..merge import deep_merge
-from ..naming import RunRef, normalize_project, project_key_candidates, split_display_id
+from ..naming import RunRef, check_project_key, normalize_project, project_key_candidates, split_display_id
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sqlite_series
@@ -117,12 +117,15 @@ class SQLiteStore(Store):
             raise RunNotFoundError(ref.value)
         return int(row[0])
 
-    def _project(self, conn: sqlite3.Connection, name: str) -> int:
+    def _project(self, conn: sqlite3.Connection, name: str, wanted_key: str | None = None) -> int:
         row = conn.execute("SELECT id FROM projects WHERE name = ?", (name,)).fetchone()
         if row is not None:
             return int(row[0])
         taken = {key for (key,) in conn.execute("SELECT key FROM projects")}
-        key = next((c for c in project_key_candidates(name) if c not in taken), None)
+        if wanted_key is not None and wanted_key in taken:
+            raise ValueError(f"project key {wanted_key!r} is taken by another project")
+        candidates = [wanted_key] if wanted_key is not None else project_key_candidates(name)
+        key = next((c for c in candidates if c not in taken), None)
         while key is None or key in taken:  # every derived key is taken: fall back to random letters
             key = "".join(random.choices(string.ascii_uppercase, k=4))
         cursor = conn.execute("INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time()))
@@ -285,12 +288,13 @@ class SQLiteStore(Store):
         summary.update(best_metric_name=name, best_metric_mode=mode, best_metric_value=value, best_metric_step=step)
         conn.execute("UPDATE runs SET summary = ? WHERE id = ?", (wire.dumps(summary), run_id))
 
-    def create_project(self, name: str, *, exist_ok: bool = False) -> ProjectInfo:
+    def create_project(self, name: str, *, key: str | None = None, exist_ok: bool = False) -> ProjectInfo:
         project = normalize_project(name)
+        wanted_key = check_project_key(key) if key is not None else None
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM projects WHERE name = ?", (project,)).fetchone() and not exist_ok:
                 raise ValueError(f"project {project!r} already exists")
-            project_id = self._project(conn, project)
+            project_id = self._project(conn, project, wanted_key)
         return next(p for p in self.projects() if p.id == project_id)
 
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
