@@ -15,7 +15,8 @@ MAX_KEY_LENGTH = 256
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._-]+")
 _DISPLAY_ID = re.compile(r"([A-Z]{2,4})-([1-9][0-9]*)")
-_UID = re.compile(r"[0-9a-f]{32}")
+_MINTED_UID = re.compile(r"[0-9a-f]{32}")
+_UID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def normalize_project(path: str | None) -> str:
@@ -88,7 +89,10 @@ class RunRef(NamedTuple):
 
 
 def parse_run_ref(ref: object) -> RunRef:
-    """Parse a numeric id (``12`` or ``"12"``), a display id (``"MMP-42"``) or a 32-hex uid."""
+    """Parse a numeric id (``12`` or ``"12"``), a display id (``"MMP-42"``) or a uid.
+
+    A uid is the 32-hex id runlane mints, or one a user chose (see ``check_uid``).
+    """
     if isinstance(ref, bool):
         raise ValueError(f"run reference must be a numeric id, display id or uid, got {ref!r}")
     if isinstance(ref, int):
@@ -97,15 +101,29 @@ def parse_run_ref(ref: object) -> RunRef:
         return RunRef("id", ref)
     if isinstance(ref, str):
         text = ref.strip()
-        if _UID.fullmatch(text.lower()):  # before the digit test: a uid may happen to be all digits
-            return RunRef("uid", text.lower())
+        if _MINTED_UID.fullmatch(text):  # before the digit test: a minted uid may happen to be all digits
+            return RunRef("uid", text)
         if text.isdigit() and text.isascii():
             return parse_run_ref(int(text))
         if _DISPLAY_ID.fullmatch(text):
             return RunRef("display_id", text)
+        if _UID.fullmatch(text):
+            return RunRef("uid", text)
     raise ValueError(
-        f"run reference {ref!r} is neither a numeric id (12), a display id (ABC-12) nor a 32-character uid"
+        f"run reference {ref!r} is neither a numeric id (12), a display id (ABC-12) nor a uid"
     )
+
+
+def check_uid(uid: object) -> str:
+    """A uid chosen by a user for a new run: 1-64 of letters, digits, ``.``, ``_``, ``-``, starting with a
+    letter or digit, and not readable as a numeric id or a display id (so any reference finds it)."""
+    if not isinstance(uid, str) or not _UID.fullmatch(uid):
+        raise ValueError(
+            f"run id {uid!r} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if uid.isdigit() or _DISPLAY_ID.fullmatch(uid):
+        raise ValueError(f"run id {uid!r} would read as a numeric or display id; choose another")
+    return uid
 
 
 def split_display_id(display_id: str) -> tuple[str, int]:

@@ -356,3 +356,19 @@ def test_sys_exit_code_reaches_the_shell(store_dir: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 5
+
+
+def test_a_run_can_be_named_by_a_chosen_uid_once(store_dir: Path) -> None:
+    run = runlane.init(project="p", uid="exp_2024-01.a", dir=store_dir)
+    run.finish()
+    assert run.uid == "exp_2024-01.a"
+    with pytest.raises(ValueError, match="already exists"):
+        runlane.init(project="p", uid="exp_2024-01.a", dir=store_dir)
+    for bad in ("has space", "123", "PP-1", "-leading", "x" * 65):
+        with pytest.raises(ValueError, match="run id"):
+            runlane.init(project="p", uid=bad, dir=store_dir)
+    with runlane.Api(store_dir) as api:
+        assert [r.uid for r in api.runs()] == ["exp_2024-01.a"]
+        assert api.run("exp_2024-01.a").id == run.id
+    again = runlane.init(run_id="exp_2024-01.a", resume=True, dir=store_dir)
+    again.finish()

@@ -12,7 +12,7 @@ from ..config import Settings
 from ..entities import RunInfo
 from ..journal import SUFFIX, JournalFile
 from ..liveness import host_name, process_start_time
-from ..naming import RunRef, normalize_project, parse_run_ref
+from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
 from ..store.base import NewRun, Store, WriterSpec
 from . import writer as writers
 from .noop import NoOpRun
@@ -56,6 +56,7 @@ def init(
     fork_step: int | None = None,
     inherit_config: bool = True,
     inherit_tags: bool = False,
+    uid: str | None = None,
 ) -> Run | NoOpRun:
     """Start a run (or resume or fork one) and return it.
 
@@ -67,6 +68,9 @@ def init(
     run's parent is the ancestor that owns that step, its config is the parent's deep-merged with
     ``config`` (``inherit_config``), its tags optionally the union with the parent's (``inherit_tags``),
     and its steps continue at ``fork_step + 1``.
+
+    ``uid`` names a new run (default: 32 random hex digits); a uid that is already taken is a
+    ``ValueError``, never a merge into the existing run.
     """
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
@@ -86,6 +90,10 @@ def init(
             f"run_id={run_id!r} without resume=True: pass resume=True to append to that run, "
             "or leave run_id out to start a new one"
         )
+    if uid is not None:
+        check_uid(uid)
+        if run_id is not None:
+            raise ValueError("uid names a new run; to resume one pass run_id= and resume=True instead")
     ref = parse_run_ref(run_id) if run_id is not None else None
     parent_ref = parse_run_ref(parent_run_id) if parent_run_id is not None else None
     fork = _fork_request(fork_run_id, fork_step, inherit_config, inherit_tags, resuming=ref is not None)
@@ -117,7 +125,7 @@ def init(
 
             def create(store: Store) -> tuple[RunInfo, int]:
                 new = NewRun(
-                    uid=os.urandom(16).hex(),
+                    uid=uid if uid is not None else os.urandom(16).hex(),
                     project=project_name or "default",
                     name=name,
                     alias=alias,
