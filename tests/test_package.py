@@ -82,3 +82,26 @@ def test_lower_layers_never_import_upper_ones() -> None:
     for name in pure:
         imported = _imports(PACKAGE / name)
         assert not any(m.startswith(("runlane.sdk", "runlane.store", "runlane.api")) for m in imported), name
+
+
+def test_compat_modules_use_only_runlanes_public_api() -> None:
+    public = set(runlane.__all__)
+    modules = sorted((PACKAGE / "compat").glob("*.py"))
+    assert {path.stem for path in modules} >= {"__init__", "mlflow", "pluto"}
+    for path in modules:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path.name}: relative import reaches into runlane's internals"
+                root = (node.module or "").split(".")[0]
+                if root == "runlane":
+                    assert node.module == "runlane", f"{path.name}: imports {node.module}"
+                    assert {alias.name for alias in node.names} <= public, path.name
+                else:
+                    assert root in sys.stdlib_module_names, f"{path.name}: imports {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    root = alias.name.split(".")[0]
+                    assert alias.name == "runlane" or root in sys.stdlib_module_names, f"{path.name}: {alias.name}"
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "runlane":
+                assert node.attr in public, f"{path.name}: uses runlane.{node.attr}, which is not public"
