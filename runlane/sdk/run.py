@@ -8,29 +8,37 @@ keys with plain int/float values takes an inline fast path of a few microseconds
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .. import journal
+from .. import blobs, journal
 from ..entities import RunInfo
 from ..errors import RunClosedError
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
 from ..store.ingest import deep_merge, split_lines
-from . import hooks
+from . import hooks, media
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
+
+if TYPE_CHECKING:
+    from .capture.context import RunCapture
+
+_log = logging.getLogger("runlane")
 
 _FAST_TYPES = frozenset({float, int})
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
+MAX_CAPTION = 4096
+CAPTURE_LOCK_TIMEOUT_S = 1.0
 
 
 class Run:
@@ -45,6 +53,7 @@ class Run:
         journal_file: journal.JournalFile,
         next_step: int,
         store_dir: Path,
+        capture: RunCapture | None = None,
     ) -> None:
         self._info = info
         self._writer = store_writer
@@ -61,6 +70,11 @@ class Run:
         )
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
+        self._capture = capture
+        # Capture threads encode with their own packer (a Packer is not meant to be shared between threads)
+        # and only while holding the run lock.
+        self._capture_packer = journal.new_packer()
+        self._capture_stuck = False
         # Reentrant: a signal handler that ends the run may interrupt this thread inside log().
         self._lock = threading.RLock()
         self._ended = False
@@ -231,6 +245,29 @@ class Run:
         self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)])
         self._primary = (metric_name, mode)
 
+    def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
+        """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
+        1, 3, 4, or a torch tensor (C, H, W); uint8, or floats in [0, 1] (scaled by 255 and rounded).
+
+        Without ``step`` the image goes with the latest ``log()`` call's step (0 before any), so an image
+        logged after a training step lines up with that step's metrics. Stored as a PNG file in the store.
+        """
+        check_metric_key(key)
+        if caption is not None:
+            if not isinstance(caption, str):
+                raise TypeError(f"caption must be a string, got {type(caption).__name__}")
+            if len(caption) > MAX_CAPTION:
+                raise ValueError(f"caption is {len(caption)} characters; at most {MAX_CAPTION}")
+        if step is None:
+            step = max(self._step - 1, 0)  # the step of the latest log(): the counter is one past it
+        elif type(step) is not int or step < 0:
+            step = _check_step(step)
+        if self._ended:  # before the encoding work; _append_all checks again under the lock
+            raise RunClosedError(self._closed_message())
+        encoded = media.encode_png(image)
+        name = blobs.put_bytes(self._store_dir, encoded.png, "png")
+        self._append_all([(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)])
+
     def _append_all(self, records: list[tuple[Any, ...]]) -> None:
         encoded = [self._packer.pack(record) for record in records]  # encode all before writing any
         with self._lock:
@@ -238,6 +275,27 @@ class Run:
                 raise RunClosedError(self._closed_message())
             for data in encoded:
                 self._journal.append(data)
+
+    def _record(self, records: list[tuple[Any, ...]]) -> None:
+        """Append records from runlane's own capture threads (console, system monitor, environment).
+
+        Unlike user writes this works after ``_end`` has begun, until the journal is closed: the capture is
+        stopped, and its last lines and samples recorded, before the journal is drained. It never raises.
+        """
+        # A bounded wait: a signal handler that ends the run may have interrupted this run's owner thread
+        # inside log(), holding the lock while it waits for this thread to stop. Then the records are dropped.
+        if not self._lock.acquire(timeout=0.0 if self._capture_stuck else CAPTURE_LOCK_TIMEOUT_S):
+            self._capture_stuck = True
+            return
+        try:
+            if self._journal.fd is None:
+                return
+            for data in [self._capture_packer.pack(record) for record in records]:
+                self._journal.append(data)
+        except Exception as exc:  # a full disk must not kill the capture thread (nor the training)
+            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
+        finally:
+            self._lock.release()
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -266,9 +324,13 @@ class Run:
             self._ended_status = status
         hooks.unregister(self)
         if os.getpid() != self._owner_pid:
-            return  # a forked child: the parent owns the writer and the journal
+            return  # a forked child: the parent owns the writer, the journal and the capture threads
         try:
-            self._writer.unfollow(self._writer_id, status, reason)
+            try:
+                if self._capture is not None:
+                    self._capture.stop()  # before draining: the last console lines and samples are stored
+            finally:
+                self._writer.unfollow(self._writer_id, status, reason)
         finally:
             self._journal.close()
             release(self._writer)
