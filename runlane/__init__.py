@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .entities import History, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
+from .entities import History, ImageInfo, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo, SystemPoint
 from .errors import (
+    ConsoleBusyError,
     JournalWriteError,
     ProjectNotFoundError,
     RunClosedError,
     RunlaneError,
     RunNotFoundError,
+    SnapshotTooLargeError,
     StoreError,
     StoreNotFoundError,
 )
@@ -34,7 +36,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Api",
+    "ConsoleBusyError",
     "History",
+    "ImageInfo",
     "JournalWriteError",
     "LogLine",
     "MetricPoint",
@@ -47,8 +51,10 @@ __all__ = [
     "RunInfo",
     "RunNotFoundError",
     "RunlaneError",
+    "SnapshotTooLargeError",
     "StoreError",
     "StoreNotFoundError",
+    "SystemPoint",
     "__version__",
     "init",
     "is_enabled",
