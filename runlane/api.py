@@ -14,6 +14,7 @@ from typing import Any
 from . import wire
 from .config import Settings
 from .entities import History, ImageInfo, LogLine, ProjectInfo, RunInfo, SystemPoint
+from .errors import StoreError
 from .naming import parse_run_ref
 from .recovery import recover
 from .store import open_store
@@ -86,7 +87,8 @@ class Api:
         if found is None:
             return None
         value = wire.loads(found.path.read_bytes())
-        assert isinstance(value, dict)
+        if not isinstance(value, dict):
+            raise StoreError(f"the environment file {found.path} does not hold a JSON object")
         return value
 
     def code_snapshot(self, ref: int | str) -> Path | None:

@@ -326,11 +326,12 @@ class Run:
         if os.getpid() != self._owner_pid:
             return  # a forked child: the parent owns the writer, the journal and the capture threads
         try:
-            try:
-                if self._capture is not None:
+            if self._capture is not None:
+                try:
                     self._capture.stop()  # before draining: the last console lines and samples are stored
-            finally:
-                self._writer.unfollow(self._writer_id, status, reason)
+                except Exception:  # the run must still end; what was captured so far is in the journal
+                    _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+            self._writer.unfollow(self._writer_id, status, reason)
         finally:
             self._journal.close()
             release(self._writer)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,8 @@ def check_options(
         raise ValueError(f"tqdm_mode must be one of {', '.join(map(repr, TQDM_MODES))}, got {tqdm_mode!r}")
     if not isinstance(snapshot_format, str) or snapshot_format not in SNAPSHOT_FORMATS:
         raise ValueError(f"snapshot_format must be 'zip' (the only format), got {snapshot_format!r}")
+    if capture_console and not hasattr(select, "poll"):
+        raise NotImplementedError("capture_console=True needs select.poll(), which this platform lacks (Windows)")
     if workspace_root is not None and not isinstance(workspace_root, (str, os.PathLike)):
         raise TypeError(f"workspace_root must be a path, got {type(workspace_root).__name__}")
     return CaptureOptions(

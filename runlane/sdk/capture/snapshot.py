@@ -78,7 +78,7 @@ def plan(root: Path, store_dir: Path, *, force: bool = False) -> SnapshotPlan:
         raise ValueError(f"workspace_root {root} is inside the runlane store {store_dir}; snapshot your code instead")
     store_rel = real_store.relative_to(real_root).as_posix() if real_root in real_store.parents else None
     limits = _Limits(real_root, force)
-    listed = _git_files(real_root) if toplevel(real_root) is not None else None
+    listed = _git_files(real_root)  # None outside a repository (or where git is missing or refuses)
     source: Literal["git", "walk"] = "git" if listed is not None else "walk"
     names: Iterable[str] = listed if listed is not None else _walk(real_root, store_rel)
     files: list[tuple[str, int]] = []
