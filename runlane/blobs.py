@@ -12,7 +12,6 @@ Like the journal, blobs are not fsynced: they survive the death of the process, 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -42,6 +41,8 @@ def blob_path(store_dir: Path, name: str) -> Path:
 
 def put_bytes(store_dir: Path, data: bytes, ext: str) -> str:
     """Store ``data`` (unless a blob with the same content exists) and return its name."""
+    import hashlib  # here, not at the top: loading OpenSSL costs milliseconds of every process's first init()
+
     name = blob_name(hashlib.sha256(data).hexdigest(), ext)
     path = blob_path(store_dir, name)
     if path.exists():
@@ -65,6 +66,8 @@ def open_temp(store_dir: Path) -> tuple[BinaryIO, Path]:
 
 def put_file(store_dir: Path, temp: Path, ext: str) -> str:
     """Turn a finished temporary file from ``open_temp`` into a blob (or drop it if the blob exists)."""
+    import hashlib
+
     try:
         digest = hashlib.sha256()
         with open(temp, "rb") as source:

@@ -17,13 +17,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .. import blobs, journal
+from .. import journal
 from ..entities import RunInfo
 from ..errors import RunClosedError
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
 from ..store.ingest import deep_merge, split_lines
-from . import hooks, media
+from . import hooks
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
 
@@ -264,6 +264,9 @@ class Run:
             step = _check_step(step)
         if self._ended:  # before the encoding work; _append_all checks again under the lock
             raise RunClosedError(self._closed_message())
+        from .. import blobs
+        from . import media
+
         encoded = media.encode_png(image)
         name = blobs.put_bytes(self._store_dir, encoded.png, "png")
         self._append_all([(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)])

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from ...errors import ConsoleBusyError
 from ...journal import TEXT
 from . import Emit
-from .lines import ConsoleLines, TqdmMode
+from .context import TqdmMode
+from .lines import ConsoleLines
 
 log = logging.getLogger("runlane")
 

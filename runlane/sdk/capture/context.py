@@ -15,33 +15,33 @@ from __future__ import annotations
 import logging
 import math
 import os
-import select
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ... import blobs, wire
 from ...journal import FILE
 from . import Emit
-from .lines import TQDM_MODES, TqdmMode
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor
 
 if TYPE_CHECKING:
     from .console import ConsoleCapture
     from .snapshot import SnapshotPlan
 
-# The console and snapshot modules are imported when a run asks for them, keeping init() light.
+# The console, snapshot and environment modules are imported when a run asks for them: every init()
+# loads this module, and a process's first init() has a budget of milliseconds.
+
+TqdmMode = Literal["smart", "all", "none"]
+TQDM_MODES: tuple[TqdmMode, ...] = ("smart", "all", "none")  # what each does: lines.py
 
 log = logging.getLogger("runlane")
 
 SNAPSHOT_FORMATS = ("zip",)
 
 
-@dataclass(frozen=True)
-class CaptureOptions:
+class CaptureOptions(NamedTuple):
     """Validated run-context options (see ``init()``)."""
 
     console: bool = False
@@ -69,7 +69,7 @@ def check_options(
         raise ValueError(f"tqdm_mode must be one of {', '.join(map(repr, TQDM_MODES))}, got {tqdm_mode!r}")
     if not isinstance(snapshot_format, str) or snapshot_format not in SNAPSHOT_FORMATS:
         raise ValueError(f"snapshot_format must be 'zip' (the only format), got {snapshot_format!r}")
-    if capture_console and not hasattr(select, "poll"):
+    if capture_console and not hasattr(__import__("select"), "poll"):
         raise NotImplementedError("capture_console=True needs select.poll(), which this platform lacks (Windows)")
     if workspace_root is not None and not isinstance(workspace_root, (str, os.PathLike)):
         raise TypeError(f"workspace_root must be a path, got {type(workspace_root).__name__}")

@@ -11,6 +11,8 @@ from typing import Any
 
 log = logging.getLogger("runlane")
 
+_MIB = 2**20
+
 
 def open_nvml() -> Any | None:
     """The ``pynvml`` module with NVML initialized, or None when there is no NVIDIA GPU to talk to."""
@@ -62,7 +64,7 @@ def describe_gpus() -> list[dict[str, Any]]:
                 {
                     "index": index,
                     "name": None if name is None else text(name),
-                    "memory_total_mib": None if memory is None else round(memory.total / 2**20),
+                    "memory_total_mib": None if memory is None else round(memory.total / _MIB),
                     "driver_version": None if driver is None else text(driver),
                 }
             )
@@ -77,3 +79,25 @@ def query(fn: Any, *args: Any) -> Any | None:
         return fn(*args)
     except Exception:  # a query this GPU or driver does not support
         return None
+
+
+def sample_device(nvml: Any, index: int, handle: Any) -> dict[str, float]:
+    """One system-monitor sample of GPU ``index``: ``sys/gpu{index}/...`` keys (see ``system.py``)."""
+    # Each query on its own: a GPU or driver may not support one of them (power on some boards).
+    prefix = f"sys/gpu{index}"
+    values: dict[str, float] = {}
+    utilization = query(nvml.nvmlDeviceGetUtilizationRates, handle)
+    if utilization is not None:
+        values[f"{prefix}/util_percent"] = float(utilization.gpu)
+    memory = query(nvml.nvmlDeviceGetMemoryInfo, handle)
+    if memory is not None:
+        values[f"{prefix}/memory_used_mib"] = round(memory.used / _MIB, 2)
+        if memory.total:
+            values[f"{prefix}/memory_percent"] = round(100.0 * memory.used / memory.total, 2)
+    temperature = query(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
+    if temperature is not None:
+        values[f"{prefix}/temperature_c"] = float(temperature)
+    milliwatts = query(nvml.nvmlDeviceGetPowerUsage, handle)
+    if milliwatts is not None:
+        values[f"{prefix}/power_w"] = milliwatts / 1000.0
+    return values

@@ -17,10 +17,9 @@ split across two reads.
 from __future__ import annotations
 
 import re
-from typing import Literal
 
-TqdmMode = Literal["smart", "all", "none"]
-TQDM_MODES: tuple[TqdmMode, ...] = ("smart", "all", "none")
+from .context import TQDM_MODES, TqdmMode
+
 MAX_LINE = 64 * 1024  # characters; a longer run of text without a newline is cut into lines this long
 
 _BREAK = re.compile(r"(\r\n|\r|\n)")

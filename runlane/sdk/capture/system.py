@@ -26,7 +26,6 @@ from typing import Any
 
 from ...journal import SYSTEM
 from . import Emit
-from .gpu import close_nvml, device_handles, open_nvml, query
 
 log = logging.getLogger("runlane")
 
@@ -91,6 +90,8 @@ class Sampler:
     def __init__(self) -> None:
         import psutil
 
+        from . import gpu
+
         self._psutil = psutil
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent(None)  # the first call only starts the measurement
@@ -98,11 +99,12 @@ class Sampler:
         self._at = time.monotonic()
         self._disk = _counters(psutil.disk_io_counters)
         self._net = _counters(psutil.net_io_counters)
-        self._nvml = open_nvml()
-        self._gpus = device_handles(self._nvml) if self._nvml is not None else []
+        self._gpu = gpu
+        self._nvml = gpu.open_nvml()
+        self._gpus = gpu.device_handles(self._nvml) if self._nvml is not None else []
 
     def close(self) -> None:
-        close_nvml(self._nvml)
+        self._gpu.close_nvml(self._nvml)
         self._nvml = None
 
     def sample(self) -> dict[str, float]:
@@ -131,7 +133,7 @@ class Sampler:
         except psutil.Error:
             pass
         for index, handle in enumerate(self._gpus):
-            values.update(_gpu_sample(self._nvml, index, handle))
+            values.update(self._gpu.sample_device(self._nvml, index, handle))
         return values
 
     @staticmethod
@@ -168,24 +170,3 @@ def _counters(read: Any) -> tuple[int, int] | None:
     if hasattr(counters, "read_bytes"):
         return int(counters.read_bytes), int(counters.write_bytes)
     return int(counters.bytes_recv), int(counters.bytes_sent)
-
-
-def _gpu_sample(nvml: Any, index: int, handle: Any) -> dict[str, float]:
-    # Each query on its own: a GPU or driver may not support one of them (power on some boards).
-    prefix = f"sys/gpu{index}"
-    values: dict[str, float] = {}
-    utilization = query(nvml.nvmlDeviceGetUtilizationRates, handle)
-    if utilization is not None:
-        values[f"{prefix}/util_percent"] = float(utilization.gpu)
-    memory = query(nvml.nvmlDeviceGetMemoryInfo, handle)
-    if memory is not None:
-        values[f"{prefix}/memory_used_mib"] = round(memory.used / MIB, 2)
-        if memory.total:
-            values[f"{prefix}/memory_percent"] = round(100.0 * memory.used / memory.total, 2)
-    temperature = query(nvml.nvmlDeviceGetTemperature, handle, nvml.NVML_TEMPERATURE_GPU)
-    if temperature is not None:
-        values[f"{prefix}/temperature_c"] = float(temperature)
-    milliwatts = query(nvml.nvmlDeviceGetPowerUsage, handle)
-    if milliwatts is not None:
-        values[f"{prefix}/power_w"] = milliwatts / 1000.0
-    return values
