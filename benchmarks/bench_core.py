@@ -357,6 +357,21 @@ def bench_context(work: Path, repeats: int, files: int) -> list[Row]:
     monitor_init, monitor_finish = init_and_finish(system_metrics_interval=10.0)
     monitor_met = monitor_init <= 20
 
+    import psutil
+
+    from runlane.sdk.capture.system import Sampler
+
+    sampler = Sampler()
+    sample_ms, cpu_times_ms = [], []
+    for _ in range(repeats * 10):
+        begin = time.perf_counter()
+        sampler.sample()
+        sample_ms.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        psutil.cpu_times()
+        cpu_times_ms.append((time.perf_counter() - begin) * 1000)
+    sampler.close()
+
     pixels = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
     run = runlane.init(project="context", dir=store, system_metrics_interval=None)
     image_ms = []
@@ -384,6 +399,7 @@ def bench_context(work: Path, repeats: int, files: int) -> list[Row]:
         Row("finish() with capture_console", console_finish, "ms", plain_end, plain_finish, "-", None),
         Row("init() with the system monitor (default)", monitor_init, "ms", plain, plain_init, "<= 20 ms", monitor_met),
         Row("finish() with the system monitor", monitor_finish, "ms", plain_end, plain_finish, "-", None),
+        Row("one system-metrics sample", med(sample_ms), "ms", "psutil.cpu_times()", med(cpu_times_ms), "-", None),
         Row("log_image() of a 256x256 RGB array", med(image_ms), "ms", "PIL PNG encode", med(encode_ms), "-", None),
     ]
 
