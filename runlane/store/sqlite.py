@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import wire
-from ..blobs import blob_path
 from ..entities import History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint, WriterInfo
 from ..errors import ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
 from ..naming import RunRef, normalize_project, project_key_candidates, split_display_id
@@ -463,6 +462,8 @@ class SQLiteStore(Store):
         return out
 
     def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
+        from ..blobs import blob_path  # read paths only: writers never need it
+
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
         rows = self.conn.execute(
             f"SELECT key, step, caption, blob, width, height, time FROM images WHERE {where} ORDER BY step, id",
@@ -479,6 +480,8 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             return None
+        from ..blobs import blob_path
+
         return RunFile(kind, blob_path(self.dir, row[0]), row[1], wire.loads(row[2]))
 
     def resolve(self, ref: RunRef) -> int:

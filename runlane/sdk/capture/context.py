@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from ... import blobs, wire
 from ...journal import FILE
 from . import Emit
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor
@@ -178,6 +177,7 @@ class RunCapture:
                 log.warning("runlane: could not record the run's %s", what, exc_info=True)
 
     def _environment_record(self) -> tuple[Any, ...]:
+        from ... import blobs, wire
         from .environment import collect
 
         document = wire.dumps(collect(self._workdir)).encode("utf-8")
