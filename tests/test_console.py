@@ -5,10 +5,16 @@ Capturing scripts run in their own process, so the test runner's fds are never s
 
 from __future__ import annotations
 
+import fcntl
+import os
+import select
 import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -223,16 +229,114 @@ def test_sigterm_ends_the_run_with_its_console_captured(store_dir: Path) -> None
         print("working", file=sys.stderr, flush=True)
         time.sleep(60)
     """
-    proc = start_script(code, store_dir)
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
+    with _reaped(start_script(code, store_dir)) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGTERM
     assert err == "working\n"
     with runlane.Api(store_dir) as api:
         assert api.runs()[0].status == "killed"
     assert _streams(store_dir) == {"stdout": ["ready"], "stderr": ["working"], "log": []}
+
+
+def test_sigterm_inside_log_neither_hangs_nor_loses_captured_lines(store_dir: Path) -> None:
+    # Regression: the SIGTERM handler ends the run on the main thread, which a tight loop keeps inside log()
+    # holding the run lock; the console reader must not wait for that lock, nor drop its last lines.
+    code = """
+        import sys, threading, runlane
+        run = runlane.init(project="term", capture_console=True, system_metrics_interval=0.05)
+        def chatter():
+            i = 0
+            while True:
+                print(f"line {i}", flush=True)
+                i += 1
+        threading.Thread(target=chatter, daemon=True).start()
+        print("ready", file=sys.stderr, flush=True)
+        step = 0
+        while True:
+            run.log({"x": float(step)})
+            step += 1
+    """
+    with _reaped(_start(code, store_dir, stdout=subprocess.DEVNULL)) as proc:
+        assert proc.stderr is not None
+        assert proc.stderr.readline() == "ready\n"
+        with runlane.Api(store_dir) as api:  # wait until some lines are stored
+            while len(api.logs(api.runs()[0].id)) < 100:
+                time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM
+    with runlane.Api(store_dir) as api:
+        info = api.runs()[0]
+        lines = [line.text for line in api.logs(info.id) if line.stream == "stdout"]
+    assert info.status == "killed"
+    numbered = [int(text[5:]) for text in lines if text.startswith("line ") and text[5:].isdigit()]
+    assert numbered == list(range(len(numbered)))  # every line up to the end, none lost on the way out
+    assert len(numbered) >= len(lines) - 1  # at most one line cut by the kill itself
+
+
+def test_finish_does_not_hang_when_nobody_reads_the_terminal(store_dir: Path) -> None:
+    # The parent never reads the child's stdout: the pipe fills, the tee blocks, and so would print().
+    # Plain Python dies on SIGTERM there; with the console captured the run must end and the process too.
+    code = """
+        import sys, threading, runlane
+        run = runlane.init(project="stuck", capture_console=True, system_metrics_interval=None)
+        def chatter():
+            i = 0
+            while True:
+                print(f"line {i}", flush=True)
+                i += 1
+        threading.Thread(target=chatter, daemon=True).start()
+        print("ready", file=sys.stderr, flush=True)
+        threading.Event().wait()
+    """
+    terminal_read, terminal_write = os.pipe()
+    fcntl.fcntl(terminal_write, fcntl.F_SETPIPE_SZ, 4096)  # one page: full after a few hundred lines
+    try:
+        with _reaped(_start(code, store_dir, stdout=terminal_write)) as proc:
+            assert proc.stderr is not None
+            assert proc.stderr.readline() == "ready\n"
+            full = select.poll()
+            full.register(terminal_write, select.POLLOUT)
+            while full.poll(0):  # writable: the child's tee still gets through
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=60)
+    finally:
+        os.close(terminal_read)
+        os.close(terminal_write)
+    assert proc.returncode == -signal.SIGTERM
+    with runlane.Api(store_dir) as api:
+        info = api.runs()[0]
+        lines = [line.text for line in api.logs(info.id) if line.stream == "stdout"]
+    assert info.status == "killed"
+    assert lines[:3] == ["line 0", "line 1", "line 2"]
+    numbered = [int(text[5:]) for text in lines if text.startswith("line ") and text[5:].isdigit()]
+    assert numbered == list(range(len(numbered)))
+    assert len(numbered) > 4096 // len("line 999\n")  # more was stored than the terminal ever took
+
+
+@contextmanager
+def _reaped(proc: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed and waited for if the test fails before it ended (no stray process)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _start(code: str, store: Path, stdout: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=script_env(store),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_capture_survives_a_process_without_stdout(store_dir: Path) -> None:

@@ -38,7 +38,7 @@ MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
 MAX_CAPTION = 4096
-CAPTURE_LOCK_TIMEOUT_S = 1.0
+CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
 class Run:
@@ -71,10 +71,10 @@ class Run:
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
         self._capture = capture
-        # Capture threads encode with their own packer (a Packer is not meant to be shared between threads)
-        # and only while holding the run lock.
+        # Capture threads encode with their own packer (a Packer is not meant to be shared between threads),
+        # only while holding the run lock or, once the run ends, on the ending thread after they stopped.
         self._capture_packer = journal.new_packer()
-        self._capture_stuck = False
+        self._ending_records: list[tuple[Any, ...]] = []  # captured while the run ends; see _record
         # Reentrant: a signal handler that ends the run may interrupt this thread inside log().
         self._lock = threading.RLock()
         self._ended = False
@@ -282,23 +282,46 @@ class Run:
     def _record(self, records: list[tuple[Any, ...]]) -> None:
         """Append records from runlane's own capture threads (console, system monitor, environment).
 
-        Unlike user writes this works after ``_end`` has begun, until the journal is closed: the capture is
-        stopped, and its last lines and samples recorded, before the journal is drained. It never raises.
+        Unlike user writes this works after ``_end`` has begun: records that arrive while the run ends are
+        handed to ``_end``, which appends them once the capture threads have stopped and before the journal
+        is drained. Never raises: a full disk must not kill a capture thread.
         """
-        # A bounded wait: a signal handler that ends the run may have interrupted this run's owner thread
-        # inside log(), holding the lock while it waits for this thread to stop. Then the records are dropped.
-        if not self._lock.acquire(timeout=0.0 if self._capture_stuck else CAPTURE_LOCK_TIMEOUT_S):
-            self._capture_stuck = True
+        if not self._lock_for_capture():
+            self._ending_records.extend(records)
             return
         try:
-            if self._journal.fd is None:
-                return
             for data in [self._capture_packer.pack(record) for record in records]:
                 self._journal.append(data)
-        except Exception as exc:  # a full disk must not kill the capture thread (nor the training)
+        except Exception as exc:
             _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
         finally:
             self._lock.release()
+
+    def _lock_for_capture(self) -> bool:
+        """Take the run lock for a capture thread, or return False once the run is ending.
+
+        While the run lives, wait as long as it takes (a slow disk under a user's write). Once it is ending
+        the lock may never come: a signal handler that ends the run may have interrupted the thread holding
+        it inside ``log()``, and that handler waits for the capture threads to stop.
+        """
+        while not self._ended:
+            if self._lock.acquire(timeout=CAPTURE_LOCK_POLL_S):
+                if not self._ended:
+                    return True
+                self._lock.release()  # keep the order: from now on everything goes through _end
+        return False
+
+    def _append_ending_records(self) -> None:
+        records, self._ending_records = self._ending_records, []
+        if not records:
+            return
+        try:
+            encoded = [self._capture_packer.pack(record) for record in records]
+            with self._lock:  # reentrant: this thread may hold it already (a signal handler inside log())
+                for data in encoded:
+                    self._journal.append(data)
+        except Exception as exc:
+            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -334,6 +357,7 @@ class Run:
                     self._capture.stop()  # before draining: the last console lines and samples are stored
                 except Exception:  # the run must still end; what was captured so far is in the journal
                     _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+                self._append_ending_records()
             self._writer.unfollow(self._writer_id, status, reason)
         finally:
             self._journal.close()

@@ -103,9 +103,7 @@ class RunCapture:
     def __init__(self, options: CaptureOptions, store_dir: Path) -> None:
         self.options = options
         self._store_dir = store_dir
-        root = options.workspace_root
-        # Where git facts come from; taken now, as the process may change directory later.
-        self._workdir = Path(os.fspath(root)).expanduser().absolute() if root is not None else Path.cwd()
+        self._workdir: Path | None = None  # where the environment's git facts come from
         self._console: ConsoleCapture | None = None
         self._snapshot: SnapshotPlan | None = None
         self._monitor: SystemMonitor | None = None
@@ -114,13 +112,18 @@ class RunCapture:
         self._stopped = False
 
     def prepare(self) -> None:
-        """Claim the console and list the snapshot's files: errors here refuse the run before it exists."""
+        """Claim the console, list the snapshot's files, note the working directory: errors here refuse the
+        run before it exists."""
         try:
+            if self.options.env:
+                # Taken now, not on the capture thread: the process may change directory meanwhile.
+                root = self.options.workspace_root
+                self._workdir = Path(os.fspath(root)).expanduser().absolute() if root is not None else Path.cwd()
             if self.options.snapshot:
                 from . import snapshot
 
-                root = snapshot.default_root(self.options.workspace_root)
-                self._snapshot = snapshot.plan(root, self._store_dir, force=self.options.force_snapshot)
+                snapshot_root = snapshot.default_root(self.options.workspace_root)
+                self._snapshot = snapshot.plan(snapshot_root, self._store_dir, force=self.options.force_snapshot)
             if self.options.console:
                 from .console import ConsoleCapture
 
@@ -180,6 +183,7 @@ class RunCapture:
         from ... import blobs, wire
         from .environment import collect
 
+        assert self._workdir is not None
         document = wire.dumps(collect(self._workdir)).encode("utf-8")
         name = blobs.put_bytes(self._store_dir, document, "json")
         return (FILE, time.time(), "environment", name, {"bytes": len(document)})
