@@ -339,6 +339,39 @@ def _start(code: str, store: Path, stdout: int) -> subprocess.Popen[str]:
     )
 
 
+def test_a_forked_child_is_captured_and_gets_epipe_once_the_run_is_over(store_dir: Path) -> None:
+    # A forked child (a data-loader worker) writes into the parent's capture; if it outlives the run it
+    # must get EPIPE, not fill a pipe nobody reads and block forever.
+    code = """
+        import os, signal, sys, runlane
+        run = runlane.init(project="fork", capture_console=True, system_metrics_interval=None)
+        go_read, go_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            signal.alarm(30)  # if this test ever fails by blocking here, the child still goes away
+            print("child while the run lives", flush=True)
+            os.read(go_read, 1)  # wait until the parent's run is over
+            try:
+                for _ in range(100):
+                    os.write(1, b"x" * 4096 + b"\\n")
+                os._exit(3)  # never blocked, never refused: someone kept a read end open
+            except BrokenPipeError:
+                os._exit(0)
+        print("parent", flush=True)
+        import time
+        while "child while the run lives" not in [l.text for l in runlane.Api().logs(run.id)]:
+            time.sleep(0.01)
+        run.finish()
+        os.write(go_write, b"x")
+        _, status = os.waitpid(pid, 0)
+        print(f"child exit {os.waitstatus_to_exitcode(status)}", flush=True)
+    """
+    result = run_script(code, store_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "child exit 0"
+    assert sorted(_streams(store_dir)["stdout"]) == ["child while the run lives", "parent"]
+
+
 def test_capture_survives_a_process_without_stdout(store_dir: Path) -> None:
     code = """
         import os, sys, runlane

@@ -22,6 +22,7 @@ A process has one fd 1 and one fd 2, so one run at a time may capture them: ``cl
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import select
@@ -58,9 +59,13 @@ class _Signal:
         self.is_set = True
         os.write(self._write_fd, b"x")  # never read: it stays readable for every waiter
 
+    @property
+    def fds(self) -> tuple[int, int]:
+        return self.fd, self._write_fd
+
     def close(self) -> None:
-        os.close(self.fd)
-        os.close(self._write_fd)
+        for fd in self.fds:
+            os.close(fd)
 
 
 @dataclass
@@ -269,11 +274,21 @@ def _flush_python_streams() -> None:
 
 
 def _forget_in_child() -> None:
-    # A forked child writes into the parent's pipes (the parent stores it); it has no reader of its own
-    # and may start its own capture.
+    # A forked child (a data-loader worker) writes into the parent's pipes, and the parent stores it. It has
+    # no reader of its own, may start its own capture, and must not keep the parent's read ends open: a
+    # child that outlives the run would otherwise fill a pipe nobody reads and block, instead of getting
+    # EPIPE once the parent's capture is gone.
     global _holder, _claim_lock
-    _holder = None
+    holder, _holder = _holder, None
     _claim_lock = threading.Lock()
+    if holder is not None:
+        inherited = [fd for stream in holder._streams for fd in (stream.read_fd, stream.saved)]
+        for signal in (holder._stopping, holder._restored):
+            if signal is not None:
+                inherited += signal.fds
+        for fd in inherited:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 if hasattr(os, "register_at_fork"):
