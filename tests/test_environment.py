@@ -119,6 +119,25 @@ def test_outside_a_repository_git_is_none_and_a_run_without_capture_has_no_envir
         assert api.environment(plain.id) is None
 
 
+def test_values_that_are_not_utf8_do_not_lose_the_capture(store_dir: Path, tmp_path: Path) -> None:
+    code = """
+        import runlane
+        run = runlane.init(project="env", capture_env=True, system_metrics_interval=None)
+        run.finish()
+    """
+    env = script_env(store_dir, LATIN1_VALUE=os.fsdecode(b"caf\xe9"))  # bytes that are not UTF-8
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), os.fsdecode(b"--name=\xff")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with runlane.Api(store_dir) as api:
+        captured = api.environment(api.runs()[0].id)
+    assert captured is not None
+    assert captured["env"]["LATIN1_VALUE"] == "caf\\xe9"
+    assert captured["command"]["argv"][1] == "--name=\\xff"
+
+
 # -- redaction rules (pure) ---------------------------------------------------------------------
 
 

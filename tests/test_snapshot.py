@@ -184,3 +184,12 @@ def test_a_run_without_snapshot_has_none(store_dir: Path) -> None:
     run.finish()
     with runlane.Api(store_dir) as api:
         assert api.code_snapshot(run.id) is None
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_snapshot_still_recorded(tmp_path: Path) -> None:
+    root = tmp_path / "names"
+    write(root, {"train.py": "print('ok')\n"})
+    (root / os.fsdecode(b"caf\xe9.py")).write_text("latin-1 name\n")  # not UTF-8: a zip entry cannot hold it
+    store = tmp_path / "store"
+    run = _snap(store, workspace_root=root)
+    assert _names(_snapshot(store, run.id)) == ["train.py"]

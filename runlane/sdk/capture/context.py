@@ -68,8 +68,11 @@ def check_options(
         raise ValueError(f"tqdm_mode must be one of {', '.join(map(repr, TQDM_MODES))}, got {tqdm_mode!r}")
     if not isinstance(snapshot_format, str) or snapshot_format not in SNAPSHOT_FORMATS:
         raise ValueError(f"snapshot_format must be 'zip' (the only format), got {snapshot_format!r}")
-    if capture_console and not hasattr(__import__("select"), "poll"):
-        raise NotImplementedError("capture_console=True needs select.poll(), which this platform lacks (Windows)")
+    if capture_console:
+        import select
+
+        if not hasattr(select, "poll"):
+            raise NotImplementedError("capture_console=True needs select.poll(), which this platform lacks (Windows)")
     if workspace_root is not None and not isinstance(workspace_root, (str, os.PathLike)):
         raise TypeError(f"workspace_root must be a path, got {type(workspace_root).__name__}")
     return CaptureOptions(
@@ -84,12 +87,14 @@ def check_options(
 
 
 def _interval(value: Any) -> float | None:
-    if value is None or (not isinstance(value, bool) and isinstance(value, (int, float)) and value == 0):
+    if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"system_metrics_interval must be a number of seconds (or None/0 for off), got {type(value).__name__}"
         )
+    if value == 0:
+        return None
     if not math.isfinite(value) or value < MIN_INTERVAL_S:
         raise ValueError(
             f"system_metrics_interval must be at least {MIN_INTERVAL_S} seconds (or None/0 for off), got {value!r}"

@@ -26,7 +26,7 @@ from .redact import redact_argv, redact_environ, redact_text
 
 def collect(workdir: Path) -> dict[str, Any]:
     """The environment document; git facts are those of the repository ``workdir`` is in (if any)."""
-    return {
+    document = {
         "captured_at": time.time(),
         "python": {
             "version": platform.python_version(),
@@ -46,6 +46,19 @@ def collect(workdir: Path) -> dict[str, Any]:
         "command": {"argv": redact_argv(list(sys.argv)), "cwd": os.getcwd(), "pid": os.getpid()},
         "env": redact_environ(os.environ),
     }
+    return {key: _utf8(value) for key, value in document.items()}
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8: environment variables, arguments and paths are bytes
+    on POSIX, and those that are not UTF-8 arrive as surrogate escapes, which JSON and msgpack refuse."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {_utf8(key): _utf8(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_utf8(item) for item in value]
+    return value
 
 
 def _host() -> dict[str, Any]:

@@ -93,7 +93,8 @@ def plan(root: Path, store_dir: Path, *, force: bool = False) -> SnapshotPlan:
         if not stat.S_ISREG(info.st_mode):  # symbolic links, submodules, sockets
             continue
         if not _zip_safe(name):
-            skipped.append(name)
+            # Listed as skipped in a form that can be recorded (the record is UTF-8, like the zip's names).
+            skipped.append(os.fsencode(name).decode("utf-8", "backslashreplace"))
             continue
         files.append((name, info.st_size))
         limits.add(info.st_size)
