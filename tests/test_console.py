@@ -240,24 +240,38 @@ def test_sigterm_ends_the_run_with_its_console_captured(store_dir: Path) -> None
     assert _streams(store_dir) == {"stdout": ["ready"], "stderr": ["working"], "log": []}
 
 
-def test_sigterm_inside_log_neither_hangs_nor_loses_captured_lines(store_dir: Path) -> None:
-    # Regression: the SIGTERM handler ends the run on the main thread, which a tight loop keeps inside log()
-    # holding the run lock; the console reader must not wait for that lock, nor drop its last lines.
-    code = """
+def _chatty(project: str, interval: str, then: str) -> str:
+    """A capturing script whose second thread prints ``line 0``, ``line 1``, ... without end; the main
+    thread says ``ready`` on stderr, then runs the one-line statement ``then``."""
+    return f"""
         import sys, threading, runlane
-        run = runlane.init(project="term", capture_console=True, system_metrics_interval=0.05)
+        run = runlane.init(project={project!r}, capture_console=True, system_metrics_interval={interval})
         def chatter():
             i = 0
             while True:
-                print(f"line {i}", flush=True)
+                print(f"line {{i}}", flush=True)
                 i += 1
         threading.Thread(target=chatter, daemon=True).start()
         print("ready", file=sys.stderr, flush=True)
-        step = 0
-        while True:
-            run.log({"x": float(step)})
-            step += 1
+        {then}
     """
+
+
+def _killed_run_lines(store: Path) -> tuple[list[str], list[int]]:
+    """The stdout lines of the only run, which must have been killed, and the numbers of the chatter's."""
+    with runlane.Api(store) as api:
+        info = api.runs()[0]
+        lines = [line.text for line in api.logs(info.id) if line.stream == "stdout"]
+    assert info.status == "killed"
+    numbered = [int(text[5:]) for text in lines if text.startswith("line ") and text[5:].isdigit()]
+    assert numbered == list(range(len(numbered)))  # every line up to the end, none lost on the way out
+    return lines, numbered
+
+
+def test_sigterm_inside_log_neither_hangs_nor_loses_captured_lines(store_dir: Path) -> None:
+    # Regression: the SIGTERM handler ends the run on the main thread, which a tight loop keeps inside log()
+    # holding the run lock; the console reader must not wait for that lock, nor drop its last lines.
+    code = _chatty("term", "0.05", "while True: run.log({'x': 1.0})")
     with _reaped(_start(code, store_dir, stdout=subprocess.DEVNULL)) as proc:
         assert proc.stderr is not None
         assert proc.stderr.readline() == "ready\n"
@@ -267,30 +281,14 @@ def test_sigterm_inside_log_neither_hangs_nor_loses_captured_lines(store_dir: Pa
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM
-    with runlane.Api(store_dir) as api:
-        info = api.runs()[0]
-        lines = [line.text for line in api.logs(info.id) if line.stream == "stdout"]
-    assert info.status == "killed"
-    numbered = [int(text[5:]) for text in lines if text.startswith("line ") and text[5:].isdigit()]
-    assert numbered == list(range(len(numbered)))  # every line up to the end, none lost on the way out
+    lines, numbered = _killed_run_lines(store_dir)
     assert len(numbered) >= len(lines) - 1  # at most one line cut by the kill itself
 
 
 def test_finish_does_not_hang_when_nobody_reads_the_terminal(store_dir: Path) -> None:
     # The parent never reads the child's stdout: the pipe fills, the tee blocks, and so would print().
     # Plain Python dies on SIGTERM there; with the console captured the run must end and the process too.
-    code = """
-        import sys, threading, runlane
-        run = runlane.init(project="stuck", capture_console=True, system_metrics_interval=None)
-        def chatter():
-            i = 0
-            while True:
-                print(f"line {i}", flush=True)
-                i += 1
-        threading.Thread(target=chatter, daemon=True).start()
-        print("ready", file=sys.stderr, flush=True)
-        threading.Event().wait()
-    """
+    code = _chatty("stuck", "None", "threading.Event().wait()")
     terminal_read, terminal_write = os.pipe()  # the child's stdout, read by nobody
     try:
         with _reaped(_start(code, store_dir, stdout=terminal_write)) as proc:
@@ -308,13 +306,8 @@ def test_finish_does_not_hang_when_nobody_reads_the_terminal(store_dir: Path) ->
         os.close(terminal_read)
         os.close(terminal_write)
     assert proc.returncode == -signal.SIGTERM
-    with runlane.Api(store_dir) as api:
-        info = api.runs()[0]
-        lines = [line.text for line in api.logs(info.id) if line.stream == "stdout"]
-    assert info.status == "killed"
+    lines, _ = _killed_run_lines(store_dir)
     assert lines[:3] == ["line 0", "line 1", "line 2"]
-    numbered = [int(text[5:]) for text in lines if text.startswith("line ") and text[5:].isdigit()]
-    assert numbered == list(range(len(numbered)))  # nothing lost while the terminal was stuck
     assert shown[0] == "line 0"  # the terminal got output until it stopped reading
 
 
