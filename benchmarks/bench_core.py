@@ -1,4 +1,4 @@
-"""Core benchmarks: the cost of log(), ingest throughput, finish() latency, import and init time.
+"""Core benchmarks: the cost of log(), ingest throughput, finish() latency, import and init time, context capture.
 
 Every figure is printed beside a baseline measured in the same run on the same machine (these machines
 are shared and noisy, so the ratio is the number to compare over time). Targets are SPEC.md section 7.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import io
 import os
 import queue
 import shutil
@@ -325,6 +326,84 @@ def bench_history(work: Path, points: int, repeats: int) -> list[Row]:
     ]
 
 
+def bench_context(work: Path, repeats: int, files: int) -> list[Row]:
+    """What run-context capture adds to init() and finish(), and what log_image() costs."""
+    import numpy as np
+    from PIL import Image
+
+    store = fresh_dir(work, "context")
+    workspace = fresh_dir(work, "workspace")
+    for i in range(files):  # a source tree: small text files in a few packages
+        path = workspace / f"pkg{i % 10}" / f"module_{i}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"# module {i}\n" + "def f(x):\n    return x * 2  # some code\n" * 100)
+    runlane.init(project="context", dir=store, system_metrics_interval=None).finish()  # the store exists
+
+    def init_and_finish(**options: object) -> tuple[float, float]:
+        init_ms, finish_ms = [], []
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            run = runlane.init(project="context", dir=store, **{"system_metrics_interval": None, **options})  # type: ignore[arg-type]
+            started = time.perf_counter()
+            run.finish()
+            init_ms.append((started - begin) * 1000)
+            finish_ms.append((time.perf_counter() - started) * 1000)
+        return statistics.median(init_ms), statistics.median(finish_ms)
+
+    plain_init, plain_finish = init_and_finish()
+    env_init, env_finish = init_and_finish(capture_env=True)
+    snap_init, snap_finish = init_and_finish(snapshot_code=True, workspace_root=workspace)
+    console_init, console_finish = init_and_finish(capture_console=True)
+    monitor_init, monitor_finish = init_and_finish(system_metrics_interval=10.0)
+    monitor_met = monitor_init <= 20
+
+    import psutil
+
+    from runlane.sdk.capture.system import Sampler
+
+    sampler = Sampler()
+    sample_ms, cpu_times_ms = [], []
+    for _ in range(repeats * 10):
+        begin = time.perf_counter()
+        sampler.sample()
+        sample_ms.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        psutil.cpu_times()
+        cpu_times_ms.append((time.perf_counter() - begin) * 1000)
+    sampler.close()
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(256, 256, 3), dtype=np.uint8)
+    run = runlane.init(project="context", dir=store, system_metrics_interval=None)
+    image_ms = []
+    for step in range(repeats * 5):
+        pixels[0, 0, 0] = step % 256  # a new image each time: no shortcut through an existing blob
+        begin = time.perf_counter()
+        run.log_image("sample", pixels, step=step)
+        image_ms.append((time.perf_counter() - begin) * 1000)
+    run.finish()
+    encode_ms = []
+    for step in range(repeats * 5):
+        pixels[0, 0, 0] = step % 256
+        begin = time.perf_counter()
+        Image.fromarray(pixels).save(io.BytesIO(), format="PNG")
+        encode_ms.append((time.perf_counter() - begin) * 1000)
+    med = statistics.median
+    plain = "init(), nothing captured"
+    plain_end = "finish(), nothing captured"
+    return [
+        Row("init(capture_env=True)", env_init, "ms", plain, plain_init, "<= 20 ms", env_init <= 20),
+        Row("finish() after capture_env (waits for it)", env_finish, "ms", plain_end, plain_finish, "-", None),
+        Row(f"init(snapshot_code=True), {files} files", snap_init, "ms", plain, plain_init, "-", None),
+        Row(f"finish() after snapshot_code, {files} files", snap_finish, "ms", plain_end, plain_finish, "-", None),
+        Row("init(capture_console=True)", console_init, "ms", plain, plain_init, "<= 20 ms", console_init <= 20),
+        Row("finish() with capture_console", console_finish, "ms", plain_end, plain_finish, "-", None),
+        Row("init() with the system monitor (default)", monitor_init, "ms", plain, plain_init, "<= 20 ms", monitor_met),
+        Row("finish() with the system monitor", monitor_finish, "ms", plain_end, plain_finish, "-", None),
+        Row("one system-metrics sample", med(sample_ms), "ms", "psutil.cpu_times()", med(cpu_times_ms), "-", None),
+        Row("log_image() of a 256x256 RGB array", med(image_ms), "ms", "PIL PNG encode", med(encode_ms), "-", None),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller sizes for a smoke test")
@@ -338,6 +417,7 @@ def main() -> None:
         rows += bench_many_runs(work, 200 // scale, 1000)
         rows += bench_startup(work, 7 if not args.quick else 3)
         rows += bench_history(work, 100_000 // scale, 5 if not args.quick else 2)
+        rows += bench_context(work, 15 if not args.quick else 3, 500 if not args.quick else 100)
     header = ["what", "runlane", "baseline (same run)", "ratio", "target", "met"]
     table = [header, ["---"] * len(header), *(row.cells() for row in rows)]
     print(f"runlane {runlane.__version__}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, "

@@ -13,14 +13,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .entities import Bucket, History, Lineage, LogLine, MetricPoint, MetricSummary, ProjectInfo, RunInfo
+from .entities import (
+    Bucket,
+    History,
+    ImageInfo,
+    Lineage,
+    LogLine,
+    MetricPoint,
+    MetricSummary,
+    ProjectInfo,
+    RunInfo,
+    SystemPoint,
+)
 from .errors import (
+    ConsoleBusyError,
     DeletionRefusedError,
     JournalWriteError,
     ProjectNotFoundError,
     RunClosedError,
     RunlaneError,
     RunNotFoundError,
+    SnapshotTooLargeError,
     StoreError,
     StoreNotFoundError,
 )
@@ -36,8 +49,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Api",
     "Bucket",
+    "ConsoleBusyError",
     "DeletionRefusedError",
     "History",
+    "ImageInfo",
     "JournalWriteError",
     "Lineage",
     "LogLine",
@@ -51,8 +66,10 @@ __all__ = [
     "RunInfo",
     "RunNotFoundError",
     "RunlaneError",
+    "SnapshotTooLargeError",
     "StoreError",
     "StoreNotFoundError",
+    "SystemPoint",
     "__version__",
     "init",
     "is_enabled",

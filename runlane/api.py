@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import overload
+from typing import Any, overload
 
+from . import wire
 from .config import Settings
-from .entities import Bucket, History, Lineage, LogLine, ProjectInfo, RunInfo
-from .errors import ProjectNotFoundError
+from .entities import Bucket, History, ImageInfo, Lineage, LogLine, ProjectInfo, RunInfo, SystemPoint
+from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
 from .store import open_store
@@ -21,7 +22,7 @@ from .store.base import Store
 
 
 class Api:
-    """Read access to a store: projects, runs, metric histories and logs."""
+    """Read access to a store: projects, runs, metric histories, logs, system metrics, images and files."""
 
     def __init__(self, dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> None:
         """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``).
@@ -106,7 +107,7 @@ class Api:
         ``last``, ``count``, ``run_id``) instead of points, so a long series stays cheap to draw and a
         single spike stays visible.
         """
-        run_id = self._store.resolve(parse_run_ref(ref))
+        run_id = self._resolve(ref)
         _check_step_bound(start, "start")
         _check_step_bound(end, "end")
         if start is not None and end is not None and start > end:
@@ -138,7 +139,42 @@ class Api:
 
     def logs(self, ref: int | str) -> list[LogLine]:
         """The run's text log lines, in the order they were written."""
-        return self._store.logs(self._store.resolve(parse_run_ref(ref)))
+        return self._store.logs(self._resolve(ref))
+
+    def system_metrics(self, ref: int | str, key: str | None = None) -> dict[str, list[SystemPoint]]:
+        """System metrics of a run: for each key (``sys/cpu_percent``, ``sys/gpu0/util_percent``, ...) its
+        ``SystemPoint(time, value)`` samples in time order. With ``key``, only that key (an empty dict if
+        it was never sampled)."""
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a string like 'sys/cpu_percent', got {type(key).__name__}")
+        return self._store.system_metrics(self._resolve(ref), key)
+
+    def images(self, ref: int | str, key: str | None = None) -> list[ImageInfo]:
+        """Images logged with ``log_image()`` (only those of ``key`` if given), in step order; each item's
+        ``path`` is a PNG file in the store: read it, do not change it (identical images share one file)."""
+        if key is not None and not isinstance(key, str):
+            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        return self._store.images(self._resolve(ref), key)
+
+    def environment(self, ref: int | str) -> dict[str, Any] | None:
+        """What ``init(capture_env=True)`` recorded (Python, platform, host, GPUs, packages, git, command
+        line, environment variables with secrets redacted), or None if the run has no capture."""
+        found = self._store.run_file(self._resolve(ref), "environment")
+        if found is None:
+            return None
+        value = wire.loads(found.path.read_bytes())
+        if not isinstance(value, dict):
+            raise StoreError(f"the environment file {found.path} does not hold a JSON object")
+        return value
+
+    def code_snapshot(self, ref: int | str) -> Path | None:
+        """The zip that ``init(snapshot_code=True)`` recorded (read it, do not change it: runs with
+        identical code share one file), or None if the run has no snapshot."""
+        found = self._store.run_file(self._resolve(ref), "code")
+        return None if found is None else found.path
+
+    def _resolve(self, ref: int | str) -> int:
+        return self._store.resolve(parse_run_ref(ref))
 
 
 _STEP_LIMIT = 2**63 - 1

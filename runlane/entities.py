@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 
@@ -123,6 +124,34 @@ class LogLine(NamedTuple):
     time: float
     stream: str
     text: str
+
+
+class SystemPoint(NamedTuple):
+    """One sample of one system metric (``sys/...``): wall time and value."""
+
+    time: float
+    value: float
+
+
+class ImageInfo(NamedTuple):
+    """One image logged with ``run.log_image()``; ``path`` is a PNG file in the store (read-only)."""
+
+    key: str
+    step: int
+    caption: str | None
+    path: Path
+    width: int
+    height: int
+    time: float
+
+
+class RunFile(NamedTuple):
+    """A run-level file in the store: ``kind`` is ``environment`` (JSON) or ``code`` (zip)."""
+
+    kind: str
+    path: Path
+    time: float
+    meta: dict[str, Any]
 
 
 @dataclass(frozen=True)

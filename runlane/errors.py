@@ -45,3 +45,11 @@ class RunClosedError(RunlaneError, RuntimeError):
 
 class JournalWriteError(RunlaneError, OSError):
     """The journal could not be appended to (disk full, file removed): the data was not recorded."""
+
+
+class ConsoleBusyError(RunlaneError, RuntimeError):
+    """``capture_console=True`` while another run of this process captures the console (fds 1 and 2)."""
+
+
+class SnapshotTooLargeError(RunlaneError, ValueError):
+    """``snapshot_code=True`` found a workspace over the snapshot's size or file-count limit."""

@@ -28,9 +28,12 @@ SUMMARY = 2  # (SUMMARY, time, {key: value})   merged into the run summary
 CONFIG = 3  # (CONFIG, time, {key: value})    deep-merged into the run config
 TAGS = 4  # (TAGS, time, [added], [removed])
 PRIMARY = 5  # (PRIMARY, time, name, mode)
+IMAGE = 6  # (IMAGE, time, key, step, caption, blob, width, height)   blob: "<sha256>.png" in the store
+SYSTEM = 7  # (SYSTEM, time, {key: number})   one sample of the system monitor, keys under "sys/"
+FILE = 8  # (FILE, time, kind, blob, {meta})   a run-level file: kind "environment" or "code"
 
-RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY})
-_ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4}
+RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY, IMAGE, SYSTEM, FILE})
+_ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4, IMAGE: 8, SYSTEM: 3, FILE: 5}
 
 # A single record may not exceed this; callers split large text before it gets here.
 MAX_RECORD_BYTES = 64 * 1024 * 1024

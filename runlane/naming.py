@@ -109,9 +109,7 @@ def parse_run_ref(ref: object) -> RunRef:
             return RunRef("display_id", text)
         if _UID.fullmatch(text):
             return RunRef("uid", text)
-    raise ValueError(
-        f"run reference {ref!r} is neither a numeric id (12), a display id (ABC-12) nor a uid"
-    )
+    raise ValueError(f"run reference {ref!r} is neither a numeric id (12), a display id (ABC-12) nor a uid")
 
 
 def check_uid(uid: object) -> str:

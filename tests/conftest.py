@@ -61,3 +61,33 @@ def start_script(code: str, store: Path, **popen: object) -> subprocess.Popen[st
         text=True,
         **popen,
     )
+
+
+# Commits in test repositories must not depend on the developer's git configuration.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "runlane tests",
+    "GIT_AUTHOR_EMAIL": "tests@example.com",
+    "GIT_COMMITTER_NAME": "runlane tests",
+    "GIT_COMMITTER_EMAIL": "tests@example.com",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` (failing the test if it fails) and return its output."""
+    result = subprocess.run(
+        ["git", *args], cwd=repo, env={**os.environ, **GIT_ENV}, capture_output=True, text=True, check=True
+    )
+    return result.stdout
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> None:
+    """Create files (and their directories) under ``root``."""
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)

@@ -17,8 +17,10 @@ def test_public_api_is_pinned() -> None:
     assert set(runlane.__all__) == {
         "Api",
         "Bucket",
+        "ConsoleBusyError",
         "DeletionRefusedError",
         "History",
+        "ImageInfo",
         "JournalWriteError",
         "Lineage",
         "LogLine",
@@ -32,8 +34,10 @@ def test_public_api_is_pinned() -> None:
         "RunInfo",
         "RunNotFoundError",
         "RunlaneError",
+        "SnapshotTooLargeError",
         "StoreError",
         "StoreNotFoundError",
+        "SystemPoint",
         "__version__",
         "init",
         "is_enabled",
@@ -47,7 +51,8 @@ def test_import_runlane_loads_no_store_driver_or_heavy_library() -> None:
     code = (
         "import sys, runlane; "
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'sqlite3', 'msgpack', 'psutil', 'numpy', 'torch', 'psycopg', 'http', 'urllib3', 'requests'} "
+        "{'sqlite3', 'msgpack', 'psutil', 'numpy', 'torch', 'psycopg', 'http', 'urllib3', 'requests', 'PIL', "
+        "'pynvml'} "
         "or m.startswith(('runlane.store', 'runlane.sdk')))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
@@ -78,7 +83,7 @@ def test_store_never_imports_the_sdk() -> None:
 
 
 def test_lower_layers_never_import_upper_ones() -> None:
-    pure = ["entities.py", "errors.py", "naming.py", "statuses.py", "wire.py", "journal.py", "config.py"]
+    pure = ["entities.py", "errors.py", "naming.py", "statuses.py", "wire.py", "journal.py", "config.py", "blobs.py"]
     for name in pure:
         imported = _imports(PACKAGE / name)
         assert not any(m.startswith(("runlane.sdk", "runlane.store", "runlane.api")) for m in imported), name
@@ -105,3 +110,21 @@ def test_compat_modules_use_only_runlanes_public_api() -> None:
                     assert alias.name == "runlane" or root in sys.stdlib_module_names, f"{path.name}: {alias.name}"
             elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "runlane":
                 assert node.attr in public, f"{path.name}: uses runlane.{node.attr}, which is not public"
+
+
+def test_capture_code_never_touches_the_store_or_the_read_api() -> None:
+    # Capture threads hand records to the run's journal; only the writer thread talks to the store.
+    for path in (PACKAGE / "sdk" / "capture").rglob("*.py"):
+        imported = _imports(path)
+        assert not any(m.startswith(("runlane.store", "runlane.api", "runlane.recovery")) for m in imported), path
+
+
+def test_a_plain_init_loads_no_image_or_gpu_library() -> None:
+    # psutil and NVML load on the monitor thread, PIL on the first log_image(); a plain run needs none of them.
+    code = (
+        "import sys, tempfile, runlane; run = runlane.init(project='p', dir=tempfile.mkdtemp()); "
+        "loaded = sorted(m for m in ('PIL', 'pynvml', 'numpy') if m in sys.modules); run.finish(); "
+        "print(','.join(loaded))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == ""

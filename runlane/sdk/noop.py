@@ -48,6 +48,9 @@ class NoOpRun:
     def log_text(self, text: str) -> None:
         return None
 
+    def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
+        return None
+
     def summary(self, update: Mapping[str, Any]) -> None:
         return None
 

@@ -8,13 +8,14 @@ keys with plain int/float values takes an inline fast path of a few microseconds
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import journal
 from ..entities import RunInfo
@@ -27,11 +28,18 @@ from . import hooks
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
 
+if TYPE_CHECKING:
+    from .capture.context import RunCapture
+
+_log = logging.getLogger("runlane")
+
 _FAST_TYPES = frozenset({float, int})
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
+MAX_CAPTION = 4096
+CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
 class Run:
@@ -46,6 +54,7 @@ class Run:
         journal_file: journal.JournalFile,
         next_step: int,
         store_dir: Path,
+        capture: RunCapture | None = None,
     ) -> None:
         self._info = info
         self._writer = store_writer
@@ -62,6 +71,11 @@ class Run:
         )
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
+        self._capture = capture
+        # Capture threads encode with their own packer (a Packer is not meant to be shared between threads),
+        # only while holding the run lock or, once the run ends, on the ending thread after they stopped.
+        self._capture_packer = journal.new_packer()
+        self._ending_records: list[tuple[Any, ...]] = []  # captured while the run ends; see _record
         # Reentrant: a signal handler that ends the run may interrupt this thread inside log().
         self._lock = threading.RLock()
         self._ended = False
@@ -232,6 +246,32 @@ class Run:
         self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)])
         self._primary = (metric_name, mode)
 
+    def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
+        """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
+        1, 3, 4, or a torch tensor (C, H, W); uint8, or floats in [0, 1] (scaled by 255 and rounded).
+
+        Without ``step`` the image goes with the latest ``log()`` call's step (0 before any), so an image
+        logged after a training step lines up with that step's metrics. Stored as a PNG file in the store.
+        """
+        check_metric_key(key)
+        if caption is not None:
+            if not isinstance(caption, str):
+                raise TypeError(f"caption must be a string, got {type(caption).__name__}")
+            if len(caption) > MAX_CAPTION:
+                raise ValueError(f"caption is {len(caption)} characters; at most {MAX_CAPTION}")
+        if step is None:
+            step = max(self._step - 1, 0)  # the step of the latest log(): the counter is one past it
+        elif type(step) is not int or step < 0:
+            step = _check_step(step)
+        if self._ended:  # before the encoding work; _append_all checks again under the lock
+            raise RunClosedError(self._closed_message())
+        from .. import blobs
+        from . import media
+
+        encoded = media.encode_png(image)
+        name = blobs.put_bytes(self._store_dir, encoded.png, "png")
+        self._append_all([(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)])
+
     def _append_all(self, records: list[tuple[Any, ...]]) -> None:
         encoded = [self._packer.pack(record) for record in records]  # encode all before writing any
         with self._lock:
@@ -239,6 +279,50 @@ class Run:
                 raise RunClosedError(self._closed_message())
             for data in encoded:
                 self._journal.append(data)
+
+    def _record(self, records: list[tuple[Any, ...]]) -> None:
+        """Append records from runlane's own capture threads (console, system monitor, environment).
+
+        Unlike user writes this works after ``_end`` has begun: records that arrive while the run ends are
+        handed to ``_end``, which appends them once the capture threads have stopped and before the journal
+        is drained. Never raises: a full disk must not kill a capture thread.
+        """
+        if not self._lock_for_capture():
+            self._ending_records.extend(records)
+            return
+        try:
+            for data in [self._capture_packer.pack(record) for record in records]:
+                self._journal.append(data)
+        except Exception as exc:
+            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
+        finally:
+            self._lock.release()
+
+    def _lock_for_capture(self) -> bool:
+        """Take the run lock for a capture thread, or return False once the run is ending.
+
+        While the run lives, wait as long as it takes (a slow disk under a user's write). Once it is ending
+        the lock may never come: a signal handler that ends the run may have interrupted the thread holding
+        it inside ``log()``, and that handler waits for the capture threads to stop.
+        """
+        while not self._ended:
+            if self._lock.acquire(timeout=CAPTURE_LOCK_POLL_S):
+                if not self._ended:
+                    return True
+                self._lock.release()  # keep the order: from now on everything goes through _end
+        return False
+
+    def _append_ending_records(self) -> None:
+        records, self._ending_records = self._ending_records, []
+        if not records:
+            return
+        try:
+            encoded = [self._capture_packer.pack(record) for record in records]
+            with self._lock:  # reentrant: this thread may hold it already (a signal handler inside log())
+                for data in encoded:
+                    self._journal.append(data)
+        except Exception as exc:
+            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -267,8 +351,14 @@ class Run:
             self._ended_status = status
         hooks.unregister(self)
         if os.getpid() != self._owner_pid:
-            return  # a forked child: the parent owns the writer and the journal
+            return  # a forked child: the parent owns the writer, the journal and the capture threads
         try:
+            if self._capture is not None:
+                try:
+                    self._capture.stop()  # before draining: the last console lines and samples are stored
+                except Exception:  # the run must still end; what was captured so far is in the journal
+                    _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+                self._append_ending_records()
             self._writer.unfollow(self._writer_id, status, reason)
         finally:
             self._journal.close()

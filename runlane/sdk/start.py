@@ -13,8 +13,12 @@ from ..entities import RunInfo
 from ..journal import SUFFIX, JournalFile
 from ..liveness import host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
+from ..statuses import FAILED
 from ..store.base import NewRun, Store, WriterSpec
+from . import hooks
 from . import writer as writers
+from .capture.context import RunCapture, check_options
+from .capture.system import DEFAULT_INTERVAL_S
 from .noop import NoOpRun
 from .run import Run, _tag_list
 from .values import plain_mapping
@@ -57,6 +61,14 @@ def init(
     inherit_config: bool = True,
     inherit_tags: bool = False,
     uid: str | None = None,
+    capture_console: bool = False,
+    tqdm_mode: str = "smart",
+    system_metrics_interval: float | None = DEFAULT_INTERVAL_S,
+    capture_env: bool = False,
+    snapshot_code: bool = False,
+    workspace_root: str | os.PathLike[str] | None = None,
+    snapshot_format: str = "zip",
+    force_snapshot: bool = False,
 ) -> Run | NoOpRun:
     """Start a run (or resume or fork one) and return it.
 
@@ -71,6 +83,20 @@ def init(
 
     ``uid`` names a new run (default: 32 random hex digits); a uid that is already taken is a
     ``ValueError``, never a merge into the existing run.
+
+    Run context, all captured off the calling thread and stopped by ``finish()``/``close()``:
+
+    - ``capture_console``: store what the process writes to stdout and stderr (also C extensions and
+      child processes) as log lines, still showing it; ``tqdm_mode`` says what happens to progress bars:
+      ``"smart"`` keeps each bar's final state, ``"all"`` every update, ``"none"`` drops them. One run per
+      process at a time (``ConsoleBusyError`` otherwise).
+    - ``system_metrics_interval``: seconds between samples of CPU, memory, disk and network I/O, this
+      process's memory and NVIDIA GPUs, stored under ``sys/`` keys; ``None`` or ``0`` turns it off.
+    - ``capture_env``: record Python, platform, host, GPUs, installed packages, git state, the command line
+      and environment variables, with secrets redacted.
+    - ``snapshot_code``: record a zip of the workspace (``workspace_root``, default: the git work tree or
+      the current directory); over 5,000 files or 50 MiB ``init()`` raises ``SnapshotTooLargeError``
+      unless ``force_snapshot=True``. ``snapshot_format`` must be ``"zip"``.
     """
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
@@ -97,11 +123,28 @@ def init(
     ref = parse_run_ref(run_id) if run_id is not None else None
     parent_ref = parse_run_ref(parent_run_id) if parent_run_id is not None else None
     fork = _fork_request(fork_run_id, fork_step, inherit_config, inherit_tags, resuming=ref is not None)
+    options = check_options(
+        capture_console=capture_console,
+        tqdm_mode=tqdm_mode,
+        system_metrics_interval=system_metrics_interval,
+        capture_env=capture_env,
+        snapshot_code=snapshot_code,
+        workspace_root=workspace_root,
+        snapshot_format=snapshot_format,
+        force_snapshot=force_snapshot,
+    )
 
     if not _enabled or settings.mode == "disabled":
         return NoOpRun(project_name, name, config_values, tag_values)
 
-    store_writer = writers.acquire(settings.dir)
+    # Claims the console and checks the snapshot's limits: may refuse the run before it exists.
+    capture = RunCapture(options, settings.dir)
+    capture.prepare()
+    try:
+        store_writer = writers.acquire(settings.dir)
+    except BaseException:
+        capture.stop()
+        raise
     writer_id = os.urandom(16).hex()
     journal_name = f"journals/{writer_id}{SUFFIX}"
     journal_path = settings.dir / journal_name
@@ -143,6 +186,7 @@ def init(
             info, next_step = store_writer.call(create)
         store_writer.follow(writer_id, info.id, journal_path)
     except BaseException:
+        capture.stop()
         if journal_file is not None:
             journal_file.close()
             journal_path.unlink(missing_ok=True)
@@ -155,7 +199,14 @@ def init(
         journal_file=journal_file,
         next_step=next_step,
         store_dir=settings.dir,
+        capture=capture,
     )
+    try:
+        capture.start(run._record, run.display_id)
+    except BaseException as exc:
+        # The run exists: end it with the reason rather than leave it running without its capture.
+        run._end(FAILED, f"could not start capturing the run's context: {hooks.describe(exc)}")
+        raise
     if ref is not None:
         # Resuming with config or tags adds to what the run has, like update_config/add_tags would.
         if config_values:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .. import downsample
-from ..entities import Bucket, History, LogLine, ProjectInfo, RunInfo
+from ..entities import Bucket, History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint
 from ..lineage import Node, Segment, segments
 from ..naming import RunRef
 
@@ -191,6 +191,18 @@ class Store(ABC):
     @abstractmethod
     def logs(self, run_id: int) -> list[LogLine]:
         """The run's text log lines in the order they were written."""
+
+    @abstractmethod
+    def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
+        """System metric samples of a run per ``sys/...`` key (only ``key`` if given), in time order."""
+
+    @abstractmethod
+    def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
+        """Images of a run (only those of ``key`` if given) in step order, then the order they were logged."""
+
+    @abstractmethod
+    def run_file(self, run_id: int, kind: str) -> RunFile | None:
+        """The latest run-level file of ``kind`` (``environment``, ``code``), or None if none was recorded."""
 
     @abstractmethod
     def close(self) -> None:

@@ -23,6 +23,9 @@ class RunChanges:
     config_updates: list[dict[str, Any]] = field(default_factory=list)
     tag_ops: list[tuple[list[str], list[str]]] = field(default_factory=list)
     primary: tuple[str, str] | None = None
+    system: list[tuple[str, float, float]] = field(default_factory=list)  # (key, time, value)
+    images: list[tuple[str, int, str | None, str, int, int, float]] = field(default_factory=list)
+    files: dict[str, tuple[str, float, dict[str, Any]]] = field(default_factory=dict)  # kind -> (blob, time, meta)
     last_time: float | None = None
 
 
@@ -89,6 +92,13 @@ def plan(records: list[list[Any]]) -> RunChanges:
             changes.tag_ops.append((list(record[2]), list(record[3])))
         elif kind == journal.PRIMARY:
             changes.primary = (record[2], record[3])
+        elif kind == journal.SYSTEM:
+            changes.system.extend((key, last_time, value) for key, value in record[2].items())
+        elif kind == journal.IMAGE:
+            key, step, caption, blob, width, height = record[2:]
+            changes.images.append((key, step, caption, blob, width, height, last_time))
+        elif kind == journal.FILE:
+            changes.files[record[2]] = (record[3], last_time, record[4])  # the latest file of a kind wins
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
     for key, cols in series.items():

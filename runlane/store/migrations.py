@@ -123,6 +123,42 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX log_lines_by_run ON log_lines(run_id, id);
         """,
     ),
+    Migration(
+        "0002_context",
+        # Run context: system metrics, images and run-level files (environment, code snapshot).
+        # System metrics are time-indexed and deliberately kept out of `series`/`chunks`: the resume step
+        # counter and fork step ranges are computed from `series`, and a monitor sample is not a step.
+        # Files and images live in the store's blob directory; these rows hold only their blob names.
+        """
+        CREATE TABLE system_points (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            time REAL NOT NULL,
+            value REAL
+        );
+        CREATE INDEX system_points_by_run ON system_points(run_id, key, time);
+        CREATE TABLE images (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            caption TEXT,
+            blob TEXT NOT NULL,
+            width INTEGER NOT NULL,
+            height INTEGER NOT NULL,
+            time REAL NOT NULL
+        );
+        CREATE INDEX images_by_run ON images(run_id, key, step);
+        CREATE TABLE run_files (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            blob TEXT NOT NULL,
+            time REAL NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
+            PRIMARY KEY (run_id, kind)
+        );
+        """,
+    ),
 )
 
 

@@ -6,6 +6,7 @@ write lock (waiting up to ``BUSY_TIMEOUT_S``) instead of failing; readers never 
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import string
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import wire
-from ..entities import History, LogLine, ProjectInfo, RunInfo, WriterInfo
+from ..entities import History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint, WriterInfo
 from ..errors import DeletionRefusedError, ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
 from ..lineage import Node
 from ..liveness import writer_is_alive
@@ -249,6 +250,24 @@ class SQLiteStore(Store):
         if changes.primary is not None:
             conn.execute(
                 "UPDATE runs SET primary_metric = ?, primary_mode = ? WHERE id = ?", (*changes.primary, run_id)
+            )
+        if changes.system:
+            conn.executemany(
+                "INSERT INTO system_points (run_id, key, time, value) VALUES (?, ?, ?, ?)",
+                [(run_id, *point) for point in changes.system],
+            )
+        if changes.images:
+            conn.executemany(
+                "INSERT INTO images (run_id, key, step, caption, blob, width, height, time)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *image) for image in changes.images],
+            )
+        for kind, (blob, at, meta) in changes.files.items():
+            conn.execute(
+                "INSERT INTO run_files (run_id, kind, blob, time, meta) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, kind) DO UPDATE SET blob = excluded.blob, time = excluded.time,"
+                " meta = excluded.meta",
+                (run_id, kind, blob, at, wire.dumps(meta)),
             )
 
     def close_writer(self, writer_id: str, status: str | None = None, reason: str | None = None) -> None:
@@ -508,6 +527,40 @@ class SQLiteStore(Store):
             "SELECT time, stream, text FROM log_lines WHERE run_id = ? ORDER BY id", (run_id,)
         ).fetchall()
         return list(map(LogLine._make, rows))
+
+    def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
+        where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
+        out: dict[str, list[SystemPoint]] = {}
+        # rowid breaks ties between samples with the same time (two processes attached to one run).
+        for name, at, value in self.conn.execute(
+            f"SELECT key, time, value FROM system_points WHERE {where} ORDER BY key, time, rowid", params
+        ):
+            # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
+            out.setdefault(name, []).append(SystemPoint(at, math.nan if value is None else value))
+        return out
+
+    def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
+        from ..blobs import blob_path  # read paths only: writers never need it
+
+        where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
+        rows = self.conn.execute(
+            f"SELECT key, step, caption, blob, width, height, time FROM images WHERE {where} ORDER BY step, id",
+            params,
+        ).fetchall()
+        return [
+            ImageInfo(name, step, caption, blob_path(self.dir, blob), width, height, at)
+            for name, step, caption, blob, width, height, at in rows
+        ]
+
+    def run_file(self, run_id: int, kind: str) -> RunFile | None:
+        row = self.conn.execute(
+            "SELECT blob, time, meta FROM run_files WHERE run_id = ? AND kind = ?", (run_id, kind)
+        ).fetchone()
+        if row is None:
+            return None
+        from ..blobs import blob_path
+
+        return RunFile(kind, blob_path(self.dir, row[0]), row[1], wire.loads(row[2]))
 
     def resolve(self, ref: RunRef) -> int:
         """The numeric id of the run ``ref`` names (``RunNotFoundError`` if none)."""
