@@ -43,11 +43,30 @@ _RUN_COLUMNS = (
 )
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (persistent: a no-op once any process has done it).
+
+    The switch needs exclusive access, and SQLite may refuse it at once with "database is locked" when
+    several processes open a brand-new store together, without waiting in its busy handler; retry.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
-        # Switching to WAL needs a moment of exclusive access; the busy timeout covers it.
-        conn.execute("PRAGMA journal_mode = WAL")
+        _use_wal(conn)
         # NORMAL: no fsync per commit in WAL mode. A process crash cannot lose a commit, and what a power
         # loss could lose is still in the journal, which is replayed on the next open.
         conn.execute("PRAGMA synchronous = NORMAL")
