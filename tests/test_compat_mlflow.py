@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -275,3 +276,18 @@ def test_where_mlflow_is_wrong_runlane_lifecycle_rules_apply(
     outer_id, inner_id = result.stdout.split()
     assert mlflow.get_run(outer_id).info.status == statuses["outer"]
     assert mlflow.get_run(inner_id).info.status == statuses["inner"]
+
+
+def test_system_metrics_only_when_asked(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with mlflow.start_run() as quiet:
+        pass
+    with mlflow.start_run(log_system_metrics=True) as sampled:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the first sample comes within a second of the start
+            with runlane.Api(store_dir) as api:
+                if api.system_metrics(sampled.info.run_id):
+                    break
+            time.sleep(0.2)
+    with runlane.Api(store_dir) as api:
+        assert api.system_metrics(quiet.info.run_id) == {}
+        assert "sys/cpu_percent" in api.system_metrics(sampled.info.run_id)

@@ -19,6 +19,8 @@ Where MLflow is known to be wrong, runlane's lifecycle rules apply instead. The 
 - ``description`` describes new runs; resuming a run with ``start_run(run_id=..., description=...)`` keeps
   the description it has.
 - Tags are stored as runlane tags ``"key=value"`` of at most 256 characters.
+- System metrics (``log_system_metrics=True`` or ``MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING=true``) are
+  runlane's ``sys/...`` series, sampled every 10 s; off by default, as in MLflow.
 - The tracking URI is a local store directory (a path or a ``file://`` URI); the default is runlane's
   (``$RUNLANE_DIR``, else ``./.runlane``).
 """
@@ -64,6 +66,7 @@ __all__ = [
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_ID = "0"
+SYSTEM_METRICS_INTERVAL_S = 10.0  # MLflow samples every 10 seconds
 
 
 class MlflowException(runlane.RunlaneError, ValueError):
@@ -334,12 +337,13 @@ def start_run(
             )
         parent_uid = parent_run_id
     directory = _store_dir()
+    interval = _system_metrics_interval(log_system_metrics)
     with _api() as api:
         if parent_uid is not None and api.run(parent_uid).status != "running":
             raise MlflowException(f"The parent run {parent_uid} must be active (RUNNING) to nest a run under it.")
         if run_id is not None:
             # As in MLflow, run_name only names new runs; tags given on resume are set on the run.
-            native = runlane.init(run_id=run_id, resume=True, dir=directory)
+            native = runlane.init(run_id=run_id, resume=True, dir=directory, system_metrics_interval=interval)
             for key, value in (tags or {}).items():
                 _set_native_tag(native, key, value)
         else:
@@ -351,6 +355,7 @@ def start_run(
                 notes=description,
                 parent_run_id=parent_uid,
                 dir=directory,
+                system_metrics_interval=interval,
             )
         if isinstance(native, runlane.NoOpRun):  # RUNLANE_MODE=disabled: same shape, nothing recorded
             active = ActiveRun(_disabled_run(run_name), native)
@@ -364,6 +369,14 @@ def start_run(
 def _disabled_run(run_name: str | None) -> Run:
     info = RunInfo("0" * 32, DEFAULT_EXPERIMENT_ID, run_name or "", RunStatus.RUNNING, 0, None, "")
     return Run(info, RunData({}, {}, {}))
+
+
+def _system_metrics_interval(log_system_metrics: bool | None) -> float | None:
+    """MLflow records system metrics only when asked (the argument, else its environment variable)."""
+    if log_system_metrics is None:
+        flag = os.environ.get("MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING", "false").strip().lower()
+        log_system_metrics = flag in ("true", "1", "yes")
+    return SYSTEM_METRICS_INTERVAL_S if log_system_metrics else None
 
 
 def _end(native: runlane.Run | runlane.NoOpRun, status: str) -> None:
