@@ -6,7 +6,6 @@ so a crashed training script's last points appear as soon as anyone looks.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +13,8 @@ from pathlib import Path
 from .errors import StoreError
 from .journal import JournalCorruptError, JournalReader
 from .liveness import writer_is_alive
+from .logs import log
 from .store.base import OpenWriter, Store
-
-log = logging.getLogger("runlane")
 
 
 @dataclass

@@ -12,7 +12,6 @@ is finished or closed, which is how ``close()`` "unregisters the exit hook".
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import signal
 import sys
@@ -20,9 +19,8 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any, NoReturn, Protocol
 
+from ..logs import log
 from ..statuses import FAILED, FINISHED, KILLED
-
-log = logging.getLogger("runlane")
 
 HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT") if hasattr(signal, name))
 MAX_REASON = 2000

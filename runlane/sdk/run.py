@@ -8,7 +8,6 @@ keys with plain int/float values takes an inline fast path of a few microseconds
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import threading
 import time
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import journal
 from ..entities import RunInfo
 from ..errors import RunClosedError
+from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
@@ -31,7 +31,6 @@ from .writer import StoreWriter, release
 if TYPE_CHECKING:
     from .capture.context import RunCapture
 
-_log = logging.getLogger("runlane")
 
 _FAST_TYPES = frozenset({float, int})
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1

@@ -10,7 +10,6 @@ script that has finished its runs has no runlane thread left.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..journal import JournalReader
+from ..logs import log
 from ..recovery import recover
 from ..store import open_store
 from ..store.base import Store
 
-log = logging.getLogger("runlane")
 T = TypeVar("T")
 
 POLL_INTERVAL_S = 0.2  # how long an idle writer sleeps before looking at the journals again

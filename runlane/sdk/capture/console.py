@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import logging
 import os
 import select
 import sys
@@ -33,11 +32,10 @@ from dataclasses import dataclass, field
 
 from ...errors import ConsoleBusyError
 from ...journal import TEXT
+from ...logs import log
 from . import Emit
 from .context import TqdmMode
 from .lines import ConsoleLines
-
-log = logging.getLogger("runlane")
 
 READ_SIZE = 64 * 1024
 PIPE_BUF = select.PIPE_BUF  # a pipe that polls writable takes a write this large without blocking

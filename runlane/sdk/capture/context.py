@@ -12,7 +12,6 @@ failure half-way leaves nothing behind:
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ...journal import FILE
+from ...logs import log
 from . import Emit
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor
 
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 TqdmMode = Literal["smart", "all", "none"]
 TQDM_MODES: tuple[TqdmMode, ...] = ("smart", "all", "none")  # what each does: lines.py
 
-log = logging.getLogger("runlane")
 
 SNAPSHOT_FORMATS = ("zip",)
 

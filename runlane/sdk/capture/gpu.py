@@ -6,10 +6,9 @@ keys. NVML holds device files open while initialized, so every ``open_nvml()`` i
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-log = logging.getLogger("runlane")
+from ...logs import log
 
 _MIB = 2**20
 

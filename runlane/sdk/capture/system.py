@@ -18,16 +18,14 @@ closer than ``interval``. psutil and NVML are loaded on the monitor thread, neve
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
 from typing import Any
 
 from ...journal import SYSTEM
+from ...logs import log
 from . import Emit
-
-log = logging.getLogger("runlane")
 
 DEFAULT_INTERVAL_S = 10.0
 MIN_INTERVAL_S = 0.05
