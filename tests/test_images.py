@@ -14,8 +14,6 @@ from PIL import Image
 import runlane
 from runlane.blobs import BLOB_DIR
 
-from .conftest import run_script
-
 RNG = np.random.default_rng(7)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
 RGBA = RNG.integers(0, 256, size=(5, 7, 4), dtype=np.uint8)
@@ -204,82 +202,3 @@ def test_a_disabled_run_accepts_log_image(store_dir: Path) -> None:
     run.log_image("x", RGB, caption="ignored", step=3)
     run.finish()
     assert not store_dir.exists()
-
-
-def test_the_runicorn_full_lifecycle_example_works(store_dir: Path) -> None:
-    # The Runicorn reference page's example, with runlane in place of runicorn (minus log_config, a
-    # Runicorn-only call that the compatibility module will provide).
-    code = """
-        import math
-        import torch
-        import torch.nn as nn
-        import torch.optim as optim
-        from PIL import Image, ImageDraw
-        import runlane as rn
-
-        run = rn.init(project="cv/resnet50/baseline", alias="seed-42", capture_console=True)
-        model = nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
-        optimizer = optim.Adam(model.parameters(), lr=1e-3)
-        criterion = nn.CrossEntropyLoss()
-        run.set_primary_metric("val_acc", mode="max")
-        latest_val_acc = 0.0
-        for epoch in range(1, 4):
-            model.train()
-            epoch_acc_sum = 0.0
-            epoch_steps = 0
-            dataloader = [(torch.randn(32, 128), torch.randint(0, 10, (32,))) for _ in range(5)]
-            for batch_idx, (inputs, targets) in enumerate(dataloader, start=1):
-                optimizer.zero_grad()
-                outputs = model(inputs)
-                loss = criterion(outputs, targets)
-                loss.backward()
-                optimizer.step()
-                curve_step = (epoch - 1) * len(dataloader) + batch_idx
-                simulated_train_loss = 1.6 * math.exp(-0.18 * curve_step) + 0.04 * torch.rand(1).item()
-                batch_acc = min(0.95, 0.35 + 0.08 * math.log1p(curve_step) + 0.02 * torch.rand(1).item())
-                epoch_acc_sum += batch_acc
-                epoch_steps += 1
-                print(f"train_loss: {simulated_train_loss:.4f}")
-                run.log({
-                    "train_loss": simulated_train_loss,
-                    "train_acc": batch_acc,
-                    "val_acc": latest_val_acc,
-                }, stage=f"epoch_{epoch}")
-            train_acc = epoch_acc_sum / epoch_steps
-            latest_val_acc = 0.70 + 0.05 * epoch
-            preview = Image.new("RGB", (320, 160), "white")
-            draw = ImageDraw.Draw(preview)
-            draw.rounded_rectangle((10, 10, 310, 150), radius=12, outline="navy", width=3)
-            draw.text((24, 28), f"Epoch {epoch}", fill="black")
-            draw.text((24, 68), f"train_acc={train_acc:.3f}", fill="green")
-            draw.text((24, 102), f"val_acc={latest_val_acc:.3f}", fill="purple")
-            run.log_image(
-                "epoch_preview",
-                preview,
-                caption=f"Metrics snapshot for epoch {epoch}",
-            )
-        run.summary({
-            "epochs": 3,
-            "final_train_acc": train_acc,
-            "final_val_acc": latest_val_acc,
-            "final_note": "baseline complete",
-        })
-        run.finish()
-    """
-    result = run_script(code, store_dir, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("train_loss: ") == 15
-    with runlane.Api(store_dir) as api:
-        info = api.runs()[0]
-        assert info.alias == "seed-42"
-        assert info.summary["best_metric_value"] == pytest.approx(0.80)
-        images = api.images(info.id, "epoch_preview")
-        assert [(i.step, i.caption) for i in images] == [
-            (4, "Metrics snapshot for epoch 1"),
-            (9, "Metrics snapshot for epoch 2"),
-            (14, "Metrics snapshot for epoch 3"),
-        ]
-        for image in images:
-            mode, pixels = _pixels(image.path)
-            assert (mode, pixels.shape) == ("RGB", (160, 320, 3))
-        assert [line.text[:12] for line in api.logs(info.id) if line.stream == "stdout"] == ["train_loss: "] * 15
