@@ -370,3 +370,29 @@ def test_cli_show_prints_lineage_and_delete_refuses_parents(store_dir: Path, abc
     assert unconfirmed.returncode == 1
     assert "pass --yes" in unconfirmed.stderr
     assert cli("delete", "LIN-3", "--yes").stdout.strip() == "deleted LIN-3"
+
+
+def test_a_fork_inherits_no_system_metrics_and_they_never_count_as_steps(store_dir: Path) -> None:
+    import time
+
+    only_system = runlane.init(project="sys", system_metrics_interval=0.05, dir=store_dir)
+    parent = runlane.init(project="sys", system_metrics_interval=0.05, dir=store_dir)
+    _log_range(parent, range(10))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with runlane.Api(store_dir) as api:
+            if api.system_metrics(parent.id) and api.system_metrics(only_system.id):
+                break
+        time.sleep(0.1)
+    only_system.finish()
+    parent.finish()
+    with pytest.raises(ValueError, match="has no logged metrics"):
+        runlane.init(fork_run_id=only_system.id, fork_step=0, dir=store_dir)
+    with pytest.raises(ValueError, match="choose a step from 0 to 9"):
+        runlane.init(fork_run_id=parent.id, fork_step=10, dir=store_dir)
+    fork = runlane.init(fork_run_id=parent.id, fork_step=5, system_metrics_interval=None, dir=store_dir)
+    fork.finish()
+    with runlane.Api(store_dir) as api:
+        assert "sys/cpu_percent" in api.system_metrics(parent.id)
+        assert api.system_metrics(fork.id) == {}
+        assert api.logs(fork.id) == []
