@@ -128,3 +128,22 @@ def test_a_nan_sample_reads_back_as_nan(store_dir: Path) -> None:
     assert math.isnan(points["sys/x"][0].value)
     assert points["sys/x"][1] == runlane.SystemPoint(2.0, 1.5)
     assert points["sys/y"] == [runlane.SystemPoint(1.0, 2.0)]
+
+
+def test_auto_leaves_a_live_runs_samples_to_the_process_that_writes_it(store_dir: Path) -> None:
+    owner = runlane.init(project="sys", dir=store_dir, system_metrics_interval=0.05)
+    side = runlane.init(run_id=owner.id, resume=True, dir=store_dir)  # attaches to a live run: no monitor
+    assert side._capture is not None
+    assert side._capture.options.system_interval is None
+    side.close()
+    owner.finish()
+    later = runlane.init(run_id=owner.id, resume=True, dir=store_dir)  # nobody else writes: samples again
+    assert later._capture is not None
+    assert later._capture.options.system_interval == 10.0
+    later.finish()
+    explicit = runlane.init(project="sys", dir=store_dir, system_metrics_interval=None)
+    attached = runlane.init(run_id=explicit.id, resume=True, dir=store_dir, system_metrics_interval=0.05)
+    assert attached._capture is not None
+    assert attached._capture.options.system_interval == 0.05  # a chosen interval is kept
+    attached.close()
+    explicit.finish()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from .. import lineage
 from ..config import Settings
@@ -18,7 +18,6 @@ from ..store.base import NewRun, Store, WriterSpec
 from . import hooks
 from . import writer as writers
 from .capture.context import RunCapture, check_options
-from .capture.system import DEFAULT_INTERVAL_S
 from .noop import NoOpRun
 from .run import Run, _tag_list
 from .values import plain_mapping
@@ -63,7 +62,7 @@ def init(
     uid: str | None = None,
     capture_console: bool = False,
     tqdm_mode: str = "smart",
-    system_metrics_interval: float | None = DEFAULT_INTERVAL_S,
+    system_metrics_interval: float | Literal["auto"] | None = "auto",
     capture_env: bool = False,
     snapshot_code: bool = False,
     workspace_root: str | os.PathLike[str] | None = None,
@@ -92,6 +91,8 @@ def init(
       process at a time (``ConsoleBusyError`` otherwise).
     - ``system_metrics_interval``: seconds between samples of CPU, memory, disk and network I/O, this
       process's memory and NVIDIA GPUs, stored under ``sys/`` keys; ``None`` or ``0`` turns it off.
+      ``"auto"`` (the default) samples every 10 s, except in a process that attaches (``resume=True``) to a
+      run another process is still writing: that process's samples are the run's.
     - ``capture_env``: record Python, platform, host, GPUs, installed packages, git state, the command line
       and environment variables, with secrets redacted.
     - ``snapshot_code``: record a zip of the workspace (``workspace_root``, default: the git work tree or
@@ -201,6 +202,9 @@ def init(
         store_dir=settings.dir,
         capture=capture,
     )
+    # "auto": a process that attaches to a run another process is writing (an eval job, an uploader)
+    # leaves the system metrics to that process, so a run's samples come from one machine.
+    capture.sample_system_metrics(not _attached_to_a_live_run(info))
     try:
         capture.start(run._record, run.display_id)
     except BaseException as exc:
@@ -214,6 +218,11 @@ def init(
         if tag_values:
             run.add_tags(tag_values)
     return run
+
+
+def _attached_to_a_live_run(info: RunInfo) -> bool:
+    """True when another writer of the run (besides the one just registered) was still open."""
+    return sum(w.closed_at is None for w in info.writers) > 1
 
 
 class _Fork(NamedTuple):

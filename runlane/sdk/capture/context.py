@@ -45,6 +45,7 @@ class CaptureOptions(NamedTuple):
     console: bool = False
     tqdm_mode: TqdmMode = "smart"
     system_interval: float | None = DEFAULT_INTERVAL_S
+    system_auto: bool = True  # the interval was not chosen: off when attaching to a run another process writes
     env: bool = False
     snapshot: bool = False
     workspace_root: str | os.PathLike[str] | None = None
@@ -55,7 +56,7 @@ def check_options(
     *,
     capture_console: bool,
     tqdm_mode: str,
-    system_metrics_interval: float | None,
+    system_metrics_interval: float | str | None,
     capture_env: bool,
     snapshot_code: bool,
     workspace_root: str | os.PathLike[str] | None,
@@ -77,7 +78,8 @@ def check_options(
     return CaptureOptions(
         console=bool(capture_console),
         tqdm_mode=tqdm_mode,
-        system_interval=_interval(system_metrics_interval),
+        system_interval=DEFAULT_INTERVAL_S if system_metrics_interval == "auto" else _interval(system_metrics_interval),
+        system_auto=system_metrics_interval == "auto",
         env=bool(capture_env),
         snapshot=bool(snapshot_code),
         workspace_root=workspace_root,
@@ -90,7 +92,7 @@ def _interval(value: Any) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
-            f"system_metrics_interval must be a number of seconds (or None/0 for off), got {type(value).__name__}"
+            f"system_metrics_interval must be a number of seconds, 'auto', or None/0 for off; got {value!r}"
         )
     if value == 0:
         return None
@@ -135,6 +137,11 @@ class RunCapture:
         except BaseException:
             self.stop()
             raise
+
+    def sample_system_metrics(self, enabled: bool) -> None:
+        """Switch the monitor off (or keep it) once the run is known, if its interval was left to "auto"."""
+        if self.options.system_auto and not enabled:
+            self.options = self.options._replace(system_interval=None)
 
     def start(self, emit: Emit, label: str) -> None:
         """Start capturing for the run ``label`` (its display id); on failure, stop what was started."""
