@@ -64,10 +64,6 @@ class Run:
         self._status = info.status
         self._config = copy.deepcopy(info.config)
         self._tags: dict[str, None] = dict.fromkeys(info.tags)
-        self._summary: dict[str, Any] = dict(info.summary)
-        self._primary: tuple[str, str] | None = (
-            (info.primary_metric, info.primary_mode or "max") if info.primary_metric else None
-        )
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
         self._capture = capture
@@ -214,7 +210,6 @@ class Run:
         """Merge fields into the run summary (final scores, notes, chosen checkpoint, ...)."""
         values = plain_mapping(update, "summary")
         self._append_all([(journal.SUMMARY, time.time(), values)])
-        self._summary.update(values)
 
     def update_config(self, update: Mapping[str, Any]) -> None:
         """Deep-merge later edits into the config (nested dicts merge, other values replace)."""
@@ -243,7 +238,6 @@ class Run:
         if mode not in PRIMARY_MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)])
-        self._primary = (metric_name, mode)
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in

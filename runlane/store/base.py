@@ -107,10 +107,6 @@ class Store(ABC):
     def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
         """Mark running runs among ``run_ids`` that have no open writer left as failed; return them."""
 
-    @abstractmethod
-    def set_status(self, ref: RunRef, status: str, reason: str | None = None) -> RunInfo:
-        """Set a run's status (canonical name) from outside any writer."""
-
     # -- reads ----------------------------------------------------------------------------------
 
     @abstractmethod

@@ -365,13 +365,6 @@ class SQLiteStore(Store):
                 failed.append(run_id)
         return failed
 
-    def set_status(self, ref: RunRef, status: str, reason: str | None = None) -> RunInfo:
-        canonical = normalize_status(status)
-        with self._transaction() as conn:
-            run_id = self._run_id(conn, ref)
-            self._end_run(conn, run_id, canonical, reason, time.time())
-        return self.run(RunRef("id", run_id))
-
     # -- reads ----------------------------------------------------------------------------------
 
     def projects(self) -> list[ProjectInfo]:
