@@ -111,7 +111,8 @@ conn.execute("CREATE TABLE points (run INTEGER, key TEXT, step INTEGER, value RE
 begin = time.perf_counter()
 for r in range({runs}):
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", ((r, k, s, 1.0) for s in range({steps}) for k in "abcde"))
+    rows = ((r, k, s, 1.0) for s in range({steps}) for k in "abcde")
+    conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
 print(json.dumps({{"s": time.perf_counter() - begin}}))
 """
@@ -124,6 +125,14 @@ run = runlane.init(project="startup", dir={store!r})
 elapsed = (time.perf_counter() - t) * 1000
 run.finish()
 print('{{"ms": %f}}' % elapsed)
+"""
+
+
+IMPORT_ONLY = """
+import time
+t = time.perf_counter()
+import runlane
+print('{{"ms": %f}}' % ((time.perf_counter() - t) * 1000))
 """
 
 
@@ -191,7 +200,7 @@ def bench_tree(label: str, tree: Path, work: Path, quick: bool) -> list[list[str
     measure(FIRST_INIT, tree, store=str(store))  # the store exists, as on every run but the first
     first = median_of(FIRST_INIT, tree, 3 if quick else 9, "ms", store=str(store))
     import_only = median_of(
-        'import time\nt = time.perf_counter()\nimport runlane\nprint(\'{{"ms": %f}}\' % ((time.perf_counter() - t) * 1000))',
+        IMPORT_ONLY,
         tree,
         3 if quick else 9,
         "ms",

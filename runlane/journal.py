@@ -31,9 +31,10 @@ PRIMARY = 5  # (PRIMARY, time, name, mode)
 IMAGE = 6  # (IMAGE, time, key, step, caption, blob, width, height)   blob: "<sha256>.png" in the store
 SYSTEM = 7  # (SYSTEM, time, {key: number})   one sample of the system monitor, keys under "sys/"
 FILE = 8  # (FILE, time, kind, blob, {meta})   a run-level file: kind "environment" or "code"
+END = 9  # (END, time, status | None, reason | None)   the last record: this writer is done (status ends the run)
 
-RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY, IMAGE, SYSTEM, FILE})
-_ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4, IMAGE: 8, SYSTEM: 3, FILE: 5}
+RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY, IMAGE, SYSTEM, FILE, END})
+_ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4, IMAGE: 8, SYSTEM: 3, FILE: 5, END: 4}
 
 # A single record may not exceed this; callers split large text before it gets here.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
@@ -128,42 +129,53 @@ class JournalReader:
         """Journal offset just past the last complete record handed out."""
         return self._base + self._done
 
-    def read(self, max_bytes: int = 8 * 1024 * 1024) -> JournalBatch:
-        """Return the complete records available now, reading at most ``max_bytes`` new bytes.
+    def read(self, max_bytes: int = 1024 * 1024) -> JournalBatch:
+        """Return the complete records available now, reading about ``max_bytes`` new bytes (more when
+        one record is larger: a batch never comes back empty while the file holds a complete record).
 
         Damage is reported (``JournalCorruptError``) once the good records before it were returned.
         """
         if self._damage is not None:
             raise self._damage
         start = self.offset
-        chunk = self._file.read(max_bytes)
-        if chunk:
+        records: list[list[Any]] = []
+        read_any = False
+        while not records and self._damage is None:
+            chunk = self._file.read(max_bytes)
+            if not chunk:
+                break
+            read_any = True
             self._unpacker.feed(chunk)
             self._fed += len(chunk)
-        records: list[list[Any]] = []
-        while True:
-            try:
-                record = next(self._unpacker)
-            except StopIteration:
-                break
-            except (ValueError, msgpack.UnpackException) as exc:
-                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
-                break
-            if not (
-                isinstance(record, list) and record and record[0] in RECORD_TYPES and len(record) == _ARITY[record[0]]
-            ):
-                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
-                break
-            self._done = self._unpacker.tell()
-            records.append(record)
+            self._take(records)
+        if not read_any and self._damage is None:
+            self._take(records)  # records fed earlier but not handed out (none, as read() is used today)
         if self._damage is not None and not records:
             raise self._damage
-        if not chunk and not records and self._done == self._fed:
+        if not read_any and not records and self._done == self._fed:
             # Nothing is pending: start a fresh unpacker so its bookkeeping does not grow forever.
             self._base += self._fed
             self._fed = self._done = 0
             self._unpacker = self._new_unpacker()
         return JournalBatch(records, start, self.offset)
+
+    def _take(self, records: list[list[Any]]) -> None:
+        """Move the complete records the unpacker holds into ``records``; note damage where it starts."""
+        while True:
+            try:
+                record = next(self._unpacker)
+            except StopIteration:
+                return
+            except (ValueError, msgpack.UnpackException) as exc:
+                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
+                return
+            if not (
+                isinstance(record, list) and record and record[0] in RECORD_TYPES and len(record) == _ARITY[record[0]]
+            ):
+                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
+                return
+            self._done = self._unpacker.tell()
+            records.append(record)
 
     def at_end(self) -> bool:
         """True when every byte of the file has been handed out as a record."""

@@ -11,7 +11,7 @@ import runlane
 from runlane import journal
 from runlane.journal import JournalCorruptError, JournalFile, JournalReader
 
-from .conftest import run_script
+from .conftest import run_script, script_env
 
 
 def _record(text: str) -> bytes:
@@ -86,7 +86,9 @@ def test_a_torn_tail_left_by_a_dead_process_is_ignored_and_the_rest_replayed(sto
         print(run.id, flush=True)
         os._exit(1)
     """
-    result = run_script(code, store_dir)
+    # A drain thread dies with its process, like a drain process killed along with it (kill -9 of the
+    # whole group, a container stopped): the journal is left for the next process that opens the store.
+    result = run_script(code, store_dir, env=script_env(store_dir, RUNLANE_DRAIN="thread"))
     assert result.returncode == 1, result.stderr
     run_id = int(result.stdout)
     [journal_path] = list((store_dir / "journals").iterdir())
@@ -108,7 +110,7 @@ def test_damage_in_a_dead_journal_is_noted_in_the_reason(store_dir: Path) -> Non
         print(run.id, flush=True)
         os._exit(1)
     """
-    result = run_script(code, store_dir)
+    result = run_script(code, store_dir, env=script_env(store_dir, RUNLANE_DRAIN="thread"))
     run_id = int(result.stdout)
     [journal_path] = list((store_dir / "journals").iterdir())
     size = journal_path.stat().st_size

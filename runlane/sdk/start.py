@@ -185,7 +185,6 @@ def init(
                 return store.create_run(new, spec), new.fork_step + 1
 
             info, next_step = store_writer.call(create)
-        store_writer.follow(writer_id, info.id, journal_path)
     except BaseException:
         capture.stop()
         if journal_file is not None:

@@ -27,6 +27,7 @@ class RunChanges:
     images: list[tuple[str, int, str | None, str, int, int, float]] = field(default_factory=list)
     files: dict[str, tuple[str, float, dict[str, Any]]] = field(default_factory=dict)  # kind -> (blob, time, meta)
     last_time: float | None = None
+    end: tuple[str | None, str | None] | None = None  # (status, reason) of the END record, if the batch holds it
 
 
 def split_lines(text: str) -> list[str]:
@@ -99,6 +100,8 @@ def plan(records: list[list[Any]]) -> RunChanges:
             changes.images.append((key, step, caption, blob, width, height, last_time))
         elif kind == journal.FILE:
             changes.files[record[2]] = (record[3], last_time, record[4])  # the latest file of a kind wins
+        elif kind == journal.END:
+            changes.end = (record[2], record[3])
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
     for key, cols in series.items():
