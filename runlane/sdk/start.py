@@ -76,10 +76,15 @@ def init(
     The store lives in ``dir`` (alias ``storage``), else ``$RUNLANE_DIR``, else ``./.runlane``.
 
     To append to an existing run pass ``run_id`` (numeric id, display id like ``"MMP-42"``, or uid)
-    together with ``resume=True``. To fork one pass ``fork_run_id`` and ``fork_step`` together: the new
-    run's parent is the ancestor that owns that step, its config is the parent's deep-merged with
-    ``config`` (``inherit_config``), its tags optionally the union with the parent's (``inherit_tags``),
-    and its steps continue at ``fork_step + 1``.
+    together with ``resume=True``. What dead processes left of the run in their journals is stored first,
+    so the step counter continues after it. A process that resumes a run while its owner (the process that
+    created it, or the last one to resume it with no owner left) still writes is a side process: its
+    automatic end only closes its writer, never sets the run's status, and its first ``log()`` without
+    ``step=`` warns that its counter may repeat the owner's steps.
+
+    To fork one pass ``fork_run_id`` and ``fork_step`` together: the new run's parent is the ancestor that
+    owns that step, its config is the parent's deep-merged with ``config`` (``inherit_config``), its tags
+    optionally the union with the parent's (``inherit_tags``), and its steps continue at ``fork_step + 1``.
 
     ``uid`` names a new run (default: 32 random hex digits); a uid that is already taken is a
     ``ValueError``, never a merge into the existing run.
@@ -92,8 +97,8 @@ def init(
       process at a time (``ConsoleBusyError`` otherwise).
     - ``system_metrics_interval``: seconds between samples of CPU, memory, disk and network I/O, this
       process's memory and NVIDIA GPUs, stored under ``sys/`` keys; ``None`` or ``0`` turns it off.
-      ``"auto"`` (the default) samples every 10 s, except in a process that attaches (``resume=True``) to a
-      run another process is still writing: that process's samples are the run's.
+      ``"auto"`` (the default) samples every 10 s, except in a side process: one that attaches
+      (``resume=True``) while the run's owner is still writing; the owner's samples are the run's.
     - ``capture_env``: record Python, platform, host, GPUs, installed packages, git state, the command line
       and environment variables, with secrets redacted.
     - ``snapshot_code``: record a zip of the workspace (``workspace_root``, default: the git work tree or
