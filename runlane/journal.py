@@ -8,11 +8,18 @@ Format: records are msgpack arrays written back to back (msgpack is self-delimit
 needed); the first element is the record type. A record torn by a dying process is an incomplete msgpack
 object at the very end of the file, which the reader leaves alone. Readers record how far they got as a
 byte offset, committed in the same transaction as the data, so replay is exactly once.
+
+The writing process holds an advisory lock on its journal for as long as the file is open (children
+forked from it inherit it, and they may append too). The kernel drops it when the last holder dies,
+however it dies, so "is this journal locked?" tells any process on the same machine, whatever its PID
+namespace, whether the journal may still grow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -36,9 +43,20 @@ END = 9  # (END, time, status | None, reason | None)   the last record: this wri
 RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY, IMAGE, SYSTEM, FILE, END})
 _ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4, IMAGE: 8, SYSTEM: 3, FILE: 5, END: 4}
 
-# A single record may not exceed this; callers split large text before it gets here.
+# A single record may not exceed this (encoded), so a reader never holds more than about this much of one
+# record in memory, nor a store more than this in one batch. Calls refuse larger records
+# (``check_record_size``); ``log_text`` splits large text before it gets here.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 SUFFIX = ".rlj"
+
+
+def check_record_size(data: bytes, what: str) -> None:
+    """Refuse an encoded record larger than ``MAX_RECORD_BYTES``: ``ValueError`` naming the call and the limit."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{what}: the record is {len(data)} bytes encoded; a journal record holds at most {MAX_RECORD_BYTES} "
+            f"bytes ({MAX_RECORD_BYTES >> 20} MiB); nothing was recorded (store large arrays as files or images)"
+        )
 
 
 class JournalCorruptError(Exception):
@@ -62,6 +80,7 @@ class JournalFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self.fd: int | None = os.open(path, flags, 0o600)
+        _lock(self.fd)
         self.size = os.fstat(self.fd).st_size
 
     def append(self, data: bytes) -> None:
@@ -93,6 +112,40 @@ class JournalFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _lock(fd: int) -> None:
+    if sys.platform == "win32":
+        return
+    import fcntl
+
+    # On a filesystem without locks, liveness rests on the writer's identity and heartbeat alone.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def in_use(path: Path) -> bool:
+    """True while some process holds the journal open for appending: its writer, or a child forked from it.
+
+    False when nobody does, when the file is gone, and where the filesystem has no locks.
+    """
+    if sys.platform == "win32":
+        return False
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts only with the writer's exclusive lock
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # drops our shared lock
+    return False
 
 
 class JournalBatch(NamedTuple):
@@ -129,38 +182,40 @@ class JournalReader:
         """Journal offset just past the last complete record handed out."""
         return self._base + self._done
 
-    def read(self, max_bytes: int = 1024 * 1024) -> JournalBatch:
-        """Return the complete records available now, reading about ``max_bytes`` new bytes (more when
-        one record is larger: a batch never comes back empty while the file holds a complete record).
+    def read(self, max_bytes: int = 8 * 1024 * 1024) -> JournalBatch:
+        """Return the complete records available now, reading ``max_bytes`` new bytes at a time.
 
-        Damage is reported (``JournalCorruptError``) once the good records before it were returned.
+        Returns no records only when the file holds no complete one past the offset: a record larger than
+        ``max_bytes`` is read on until it is whole (or the file ends), so an empty batch always means
+        "nothing more for now", never "come back for the rest". Damage is reported
+        (``JournalCorruptError``) once the good records before it were returned.
         """
         if self._damage is not None:
             raise self._damage
         start = self.offset
         records: list[list[Any]] = []
-        read_any = False
-        while not records and self._damage is None:
+        while True:
             chunk = self._file.read(max_bytes)
-            if not chunk:
+            if chunk:
+                try:
+                    self._unpacker.feed(chunk)
+                except msgpack.BufferFull:  # more than 2 * MAX_RECORD_BYTES of one record pending: not ours
+                    self._damage = JournalCorruptError(self.path, self.offset, "a record too large to read")
+                    break
+                self._fed += len(chunk)
+            self._take_records(records)
+            if records or not chunk or self._damage is not None:
                 break
-            read_any = True
-            self._unpacker.feed(chunk)
-            self._fed += len(chunk)
-            self._take(records)
-        if not read_any and self._damage is None:
-            self._take(records)  # records fed earlier but not handed out (none, as read() is used today)
         if self._damage is not None and not records:
             raise self._damage
-        if not read_any and not records and self._done == self._fed:
+        if not chunk and not records and self._done == self._fed:
             # Nothing is pending: start a fresh unpacker so its bookkeeping does not grow forever.
             self._base += self._fed
             self._fed = self._done = 0
             self._unpacker = self._new_unpacker()
         return JournalBatch(records, start, self.offset)
 
-    def _take(self, records: list[list[Any]]) -> None:
-        """Move the complete records the unpacker holds into ``records``; note damage where it starts."""
+    def _take_records(self, records: list[list[Any]]) -> None:
         while True:
             try:
                 record = next(self._unpacker)

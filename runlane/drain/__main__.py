@@ -24,7 +24,7 @@ from ..store import open_store
 from .loop import Drain, Owner, Tunables
 
 LINGER_S = 30.0
-NICENESS = 10
+NICENESS = 5  # a quarter of a contended core, all of an idle one
 # After the owner is gone, how long to keep retrying a store that refuses writes before leaving the
 # journals for the next process that opens the store.
 ORPHAN_RETRY_S = 300.0

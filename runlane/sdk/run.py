@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 _FAST_TYPES = frozenset({float, int})
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_MAX_RECORD_BYTES = journal.MAX_RECORD_BYTES  # a module global: log() is the hot path
 MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
@@ -55,8 +56,14 @@ class Run:
         next_step: int,
         store_dir: Path,
         capture: RunCapture | None = None,
+        owner: bool = True,
     ) -> None:
         self._info = info
+        # The owner (this process created the run, or resumed it while no other owner was open) decides the
+        # run's final status; a side process's automatic ends only close its writer.
+        self._owner = owner
+        # A side process's counter knows nothing of the owner's: say so on its first log() without step=.
+        self._warn_on_implicit_step = not owner
         self._writer = store_writer
         self._writer_id = writer_id
         self._journal = journal_file
@@ -188,6 +195,8 @@ class Run:
                 raise RunClosedError(self._closed_message())
             if step is None:
                 step = self._step
+                if self._warn_on_implicit_step:
+                    self._warn_about_implicit_steps()
             elif type(step) is not int or step < 0:
                 step = _check_step(step)
             if not values:
@@ -197,6 +206,8 @@ class Run:
                 record = self._packer.pack((journal.METRICS, time.time(), step, stage, values))
             except OverflowError:  # an int beyond 64 bits slipped past the fast path
                 record = self._packer.pack((journal.METRICS, time.time(), step, stage, metric_values(values, {})))
+            if len(record) > _MAX_RECORD_BYTES:
+                journal.check_record_size(record, "log()")
             self._journal.append(record)
             self._step = step + 1
 
@@ -205,31 +216,31 @@ class Run:
         if not isinstance(text, str):
             raise TypeError(f"log_text takes a string, got {type(text).__name__}")
         pieces = [text] if len(text) <= TEXT_PIECE else _split_text(text)
-        self._append_all([(journal.TEXT, time.time(), "log", piece) for piece in pieces])
+        self._append_all([(journal.TEXT, time.time(), "log", piece) for piece in pieces], "log_text()")
 
     def summary(self, update: Mapping[str, Any]) -> None:
         """Merge fields into the run summary (final scores, notes, chosen checkpoint, ...)."""
         values = plain_mapping(update, "summary")
-        self._append_all([(journal.SUMMARY, time.time(), values)])
+        self._append_all([(journal.SUMMARY, time.time(), values)], "summary()")
 
     def update_config(self, update: Mapping[str, Any]) -> None:
         """Deep-merge later edits into the config (nested dicts merge, other values replace)."""
         values = plain_mapping(update, "config")
-        self._append_all([(journal.CONFIG, time.time(), values)])
+        self._append_all([(journal.CONFIG, time.time(), values)], "update_config()")
         self._config = deep_merge(self._config, values)
 
     def add_tags(self, *tags: str | Iterable[str]) -> None:
         """Add tags: ``add_tags("a", "b")`` or ``add_tags(["a", "b"])``; existing tags are kept once."""
         added = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag not in self._tags]
         if added:
-            self._append_all([(journal.TAGS, time.time(), added, [])])
+            self._append_all([(journal.TAGS, time.time(), added, [])], "add_tags()")
             self._tags.update(dict.fromkeys(added))
 
     def remove_tags(self, *tags: str | Iterable[str]) -> None:
         """Remove tags; tags the run does not have are ignored."""
         removed = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag in self._tags]
         if removed:
-            self._append_all([(journal.TAGS, time.time(), [], removed)])
+            self._append_all([(journal.TAGS, time.time(), [], removed)], "remove_tags()")
             for tag in removed:
                 del self._tags[tag]
 
@@ -238,7 +249,7 @@ class Run:
         check_metric_key(metric_name)
         if mode not in PRIMARY_MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)])
+        self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)], "set_primary_metric()")
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
@@ -264,10 +275,14 @@ class Run:
 
         encoded = media.encode_png(image)
         name = blobs.put_bytes(self._store_dir, encoded.png, "png")
-        self._append_all([(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)])
+        self._append_all(
+            [(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)], "log_image()"
+        )
 
-    def _append_all(self, records: list[tuple[Any, ...]]) -> None:
+    def _append_all(self, records: list[tuple[Any, ...]], what: str) -> None:
         encoded = [self._packer.pack(record) for record in records]  # encode all before writing any
+        for data in encoded:
+            journal.check_record_size(data, what)
         with self._lock:
             if self._ended:
                 raise RunClosedError(self._closed_message())
@@ -338,7 +353,24 @@ class Run:
         self._end(None, None, timeout)
 
     def _end_automatically(self, status: str, reason: str | None) -> None:
-        self._end(status, reason, None)
+        """An end this process did not ask for by name (exit, exception, signal, ``with``): the run's owner
+        ends the run with ``status``; a side process only closes its writer, noting why."""
+        if self._owner:
+            self._end(status, reason, None)
+        else:
+            self._end(None, reason if reason is not None else f"the side process ended ({status})")
+
+    def _warn_about_implicit_steps(self) -> None:
+        self._warn_on_implicit_step = False
+        owners = [f"process {w.pid} on {w.host}" for w in self._info.writers if w.owner and w.closed_at is None]
+        _log.warning(
+            "runlane: run %s is written by its owner (%s) as well as by this process, which attached beside it;"
+            " log() without step= counts on from step %d here, unaware of the owner's steps, so both may log"
+            " the same step and a metric logged at one step by both keeps only one value: pass step= explicitly",
+            self._info.display_id,
+            ", ".join(owners) or "another process",
+            self._step,
+        )
 
     def _end(self, status: str | None, reason: str | None, timeout: float | None = None) -> None:
         with self._lock:
@@ -361,15 +393,15 @@ class Run:
             with self._lock:
                 self._journal.append(self._capture_packer.pack((journal.END, time.time(), status, reason)))
             self._journal.close()
-            self._wait_until_stored(FINISH_TIMEOUT_S if timeout is None else timeout)
+            self._wait_until_stored(status, FINISH_TIMEOUT_S if timeout is None else timeout)
         finally:
             self._journal.close()
             release(self._writer)
         if status is not None:
             self._status = status
 
-    def _wait_until_stored(self, timeout: float) -> None:
-        if not self._writer.complete(self._writer_id, self._journal.path, timeout):
+    def _wait_until_stored(self, status: str | None, timeout: float) -> None:
+        if not self._writer.complete(self._writer_id, self._journal.path, status, timeout):
             _log.warning(
                 "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
                 "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
@@ -388,13 +420,13 @@ class Run:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None:
-            self._end(FINISHED, None)
+            self._end_automatically(FINISHED, None)
         elif isinstance(exc, KeyboardInterrupt):
-            self._end(KILLED, "KeyboardInterrupt")
+            self._end_automatically(KILLED, "KeyboardInterrupt")
         elif isinstance(exc, SystemExit) and exc.code in (None, 0):
-            self._end(FINISHED, None)
+            self._end_automatically(FINISHED, None)
         else:
-            self._end(FAILED, hooks.describe(exc))
+            self._end_automatically(FAILED, hooks.describe(exc))
 
 
 def _check_step(step: Any) -> int:

@@ -31,14 +31,16 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..drain.loop import Drain, Owner, Tunables
-from ..errors import StoreError
 from ..liveness import host_name, process_start_time
 from ..logs import log
 from ..recovery import recover, replay_journal
+from ..statuses import FAILED
 from ..store import open_store
 from ..store.base import Store
 
 T = TypeVar("T")
+
+DRAIN_LOG = "drain.log"  # in the store: what drain processes have to say (store errors, damaged journals)
 
 
 class _DrainThread:
@@ -92,7 +94,13 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
             sys.executable,
             argv,
             env,
-            file_actions=[(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, 2, 1)],
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                # Not our stderr: a drain that outlives this process (a crash, a store locked for long) must not
+                # hold the pipe of whoever waits for this process's output to end.
+                (os.POSIX_SPAWN_OPEN, 1, str(store_dir / DRAIN_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
             setsid=True,  # a Ctrl-C meant for the training script must not stop the drain
         )
     except (OSError, AttributeError) as exc:  # no posix_spawn, no executable: a thread does the work
@@ -140,11 +148,14 @@ class StoreWriter:
         with self._lock:
             return fn(self._store)
 
-    def complete(self, writer_id: str, journal: Path, timeout: float) -> bool:
+    def complete(self, writer_id: str, journal: Path, ending: str | None, timeout: float) -> bool:
         """Apply what the store does not hold yet of a journal that ends with its END record.
 
         True once the END record is in (the journal is then deleted); False if ``timeout`` seconds
-        passed first, or the journal is damaged (it is kept; the reason is logged).
+        passed first (the drain goes on). A journal that cannot be read to its end is kept: the writer is
+        closed with a reason saying where the damage and the file are, a run being ended (``ending`` is
+        its status) fails with that reason since what came after the damage is not in the store, and
+        ``RuntimeError`` says the same to the caller.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
@@ -153,8 +164,10 @@ class StoreWriter:
                 journal.unlink(missing_ok=True)
                 return True
             replay = replay_journal(self._store, writer, journal, deadline=deadline)
-        if replay.note is not None:
-            raise StoreError(f"{replay.note}; the journal {journal} is kept for inspection")
+            if replay.damaged:
+                kept = f"{replay.note}; the records after it are not in the store"
+                self._store.close_writer(writer_id, status=None if ending is None else FAILED, reason=kept)
+                raise RuntimeError(kept)
         if replay.ended:
             journal.unlink(missing_ok=True)
         return replay.ended

@@ -159,6 +159,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_writer_identity",
+        # A pid means something only in its PID namespace, so the namespace is part of a writer's identity
+        # (NULL: not recorded, as for rows written before this migration; judged by heartbeat). `owner`
+        # marks the writer that decides the run's final status: the one that created the run, or that
+        # attached while no other owner was open. Rows written before this migration were all owners,
+        # which keeps their old meaning (the run failed once every writer was gone).
+        """
+        ALTER TABLE run_writers ADD COLUMN pid_namespace TEXT;
+        ALTER TABLE run_writers ADD COLUMN owner INTEGER NOT NULL DEFAULT 1
+        """,
+    ),
 )
 
 

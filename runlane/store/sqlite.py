@@ -34,7 +34,7 @@ from ..naming import RunRef, check_project_key, normalize_project, project_key_c
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sqlite_series
-from .base import NewRun, OpenWriter, Store, WriterSpec
+from .base import Attached, NewRun, OpenWriter, Store, WriterSpec
 from .migrations import migrate
 
 if TYPE_CHECKING:
@@ -165,11 +165,22 @@ class SQLiteStore(Store):
         return cursor.lastrowid
 
     @staticmethod
-    def _insert_writer(conn: sqlite3.Connection, run_id: int, writer: WriterSpec, now: float) -> None:
+    def _insert_writer(conn: sqlite3.Connection, run_id: int, writer: WriterSpec, now: float, *, owner: bool) -> None:
         conn.execute(
-            "INSERT INTO run_writers (id, run_id, host, pid, pid_started, journal, started_at, heartbeat_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (writer.id, run_id, writer.host, writer.pid, writer.pid_started, writer.journal, now, now),
+            "INSERT INTO run_writers (id, run_id, host, pid, pid_started, pid_namespace, journal, started_at,"
+            " heartbeat_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                writer.id,
+                run_id,
+                writer.host,
+                writer.pid,
+                writer.pid_started,
+                writer.pid_namespace,
+                writer.journal,
+                now,
+                now,
+                int(owner),
+            ),
         )
 
     # -- writes ---------------------------------------------------------------------------------
@@ -212,19 +223,22 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO run_tags (run_id, tag, position) VALUES (?, ?, ?)",
                 [(run_id, tag, i) for i, tag in enumerate(new.tags)],
             )
-            self._insert_writer(conn, run_id, writer, now)
+            self._insert_writer(conn, run_id, writer, now, owner=True)
         return self.run(RunRef("id", run_id))
 
-    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
+    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
         now = time.time()
         with self._transaction() as conn:
             run_id = self._run_id(conn, ref)
             conn.execute(
                 "UPDATE runs SET status = ?, status_reason = NULL, ended_at = NULL WHERE id = ?", (RUNNING, run_id)
             )
-            self._insert_writer(conn, run_id, writer, now)
+            owned = conn.execute(
+                "SELECT 1 FROM run_writers WHERE run_id = ? AND closed_at IS NULL AND owner = 1", (run_id,)
+            ).fetchone()
+            self._insert_writer(conn, run_id, writer, now, owner=owned is None)
             step = sqlite_series.next_step(conn, run_id)
-        return self.run(RunRef("id", run_id)), step
+        return Attached(self.run(RunRef("id", run_id)), step, owned is None)
 
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
@@ -363,10 +377,13 @@ class SQLiteStore(Store):
 
     def open_writers(self) -> list[OpenWriter]:
         rows = self.conn.execute(
-            "SELECT id, run_id, host, pid, pid_started, journal, journal_offset, heartbeat_at, last_record_at"
-            " FROM run_writers WHERE closed_at IS NULL"
+            "SELECT id, run_id, host, pid, pid_started, journal, journal_offset, heartbeat_at, last_record_at,"
+            " pid_namespace, owner FROM run_writers WHERE closed_at IS NULL"
         ).fetchall()
-        return [OpenWriter(*row) for row in rows]
+        return [
+            OpenWriter(writer_id, run_id, host, pid, started, journal, offset, heartbeat, last, namespace, bool(owner))
+            for writer_id, run_id, host, pid, started, journal, offset, heartbeat, last, namespace, owner in rows
+        ]
 
     def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
         failed = []
@@ -374,7 +391,7 @@ class SQLiteStore(Store):
             for run_id in run_ids:
                 row = conn.execute(
                     "SELECT status, (SELECT count(*) FROM run_writers w WHERE w.run_id = runs.id"
-                    " AND w.closed_at IS NULL) FROM runs WHERE id = ?",
+                    " AND w.closed_at IS NULL AND w.owner = 1) FROM runs WHERE id = ?",
                     (run_id,),
                 ).fetchone()
                 if row is None or row[0] != RUNNING or row[1] > 0:
@@ -441,12 +458,12 @@ class SQLiteStore(Store):
                 f"SELECT run_id, tag FROM run_tags WHERE run_id IN ({marks}) ORDER BY run_id, position", part
             ):
                 tags[run_id].append(tag)
-            for run_id, *fields in conn.execute(
-                f"SELECT run_id, host, pid, started_at, heartbeat_at, closed_at FROM run_writers"
+            for run_id, host, pid, started_at, heartbeat_at, closed_at, owner in conn.execute(
+                f"SELECT run_id, host, pid, started_at, heartbeat_at, closed_at, owner FROM run_writers"
                 f" WHERE run_id IN ({marks}) ORDER BY started_at",
                 part,
             ):
-                writers[run_id].append(WriterInfo(*fields))
+                writers[run_id].append(WriterInfo(host, pid, started_at, heartbeat_at, closed_at, bool(owner)))
         metrics = sqlite_series.summaries(conn, ids)
         infos = []
         for row in rows:
@@ -537,11 +554,21 @@ class SQLiteStore(Store):
                 raise DeletionRefusedError(f"{refused}: it has nested runs ({listed}); delete them first")
             now = time.time()
             writers = conn.execute(
-                "SELECT host, pid, pid_started, heartbeat_at FROM run_writers WHERE run_id = ? AND closed_at IS NULL",
+                "SELECT host, pid_namespace, pid, pid_started, heartbeat_at, journal FROM run_writers"
+                " WHERE run_id = ? AND closed_at IS NULL",
                 (run_id,),
             ).fetchall()
-            for host, pid, started, heartbeat in writers:
-                if writer_is_alive(host, pid, started, heartbeat, now):
+            for host, namespace, pid, started, heartbeat, journal in writers:
+                alive = writer_is_alive(
+                    host=host,
+                    pid_namespace=namespace,
+                    pid=pid,
+                    pid_started=started,
+                    heartbeat_at=heartbeat,
+                    now=now,
+                    journal_path=self.dir / journal,
+                )
+                if alive:
                     raise DeletionRefusedError(f"{refused}: process {pid} on {host} is still writing to it")
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
