@@ -34,6 +34,7 @@ from .errors import (
     RunlaneError,
     RunNotFoundError,
     SnapshotTooLargeError,
+    StoreCorruptError,
     StoreError,
     StoreNotFoundError,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "RunNotFoundError",
     "RunlaneError",
     "SnapshotTooLargeError",
+    "StoreCorruptError",
     "StoreError",
     "StoreNotFoundError",
     "SystemPoint",
