@@ -34,7 +34,6 @@ from .errors import (
     RunlaneError,
     RunNotFoundError,
     SnapshotTooLargeError,
-    StoreCorruptError,
     StoreError,
     StoreNotFoundError,
 )
@@ -68,7 +67,6 @@ __all__ = [
     "RunNotFoundError",
     "RunlaneError",
     "SnapshotTooLargeError",
-    "StoreCorruptError",
     "StoreError",
     "StoreNotFoundError",
     "SystemPoint",

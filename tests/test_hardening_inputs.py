@@ -300,6 +300,23 @@ def test_a_damaged_database_is_one_line_naming_the_file_in_every_cli_command(dam
         assert "damaged" in result.stderr
 
 
+def test_damage_met_after_opening_is_also_one_line_naming_the_file(store_dir: Path) -> None:
+    for i in range(20):  # enough rows (with long configs) that the runs table spans much of the file
+        with runlane.init(project="dmg", config={"text": "x" * 3000, "i": i}, dir=store_dir) as run:
+            run.log({"x": 1.0})
+    db = store_dir / "runlane.db"
+    size = db.stat().st_size
+    with db.open("r+b") as file:  # the first pages (header, schema) stay intact: opening succeeds
+        file.seek(size // 2)
+        file.write(b"\xff" * (size - size // 2))
+    with runlane.Api(store_dir) as api, pytest.raises(StoreCorruptError, match="damaged"):
+        api.runs()
+    result = _cli("ls", "--dir", str(store_dir))
+    assert result.returncode == 1
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert str(db) in result.stderr
+
+
 def test_a_damaged_database_is_a_store_corrupt_error_from_api_and_init(damaged: Path) -> None:
     db = str(damaged / "runlane.db")
     with pytest.raises(StoreCorruptError, match="damaged") as from_api:
@@ -309,7 +326,7 @@ def test_a_damaged_database_is_a_store_corrupt_error_from_api_and_init(damaged: 
     with pytest.raises(StoreCorruptError, match="damaged") as from_init:
         runlane.init(project="dmg", dir=damaged)
     assert db in str(from_init.value)
-    assert runlane.StoreCorruptError is StoreCorruptError  # public, under RunlaneError
+    assert isinstance(from_init.value, runlane.RunlaneError)
 
 
 # -- item 13: secrets stay out of the environment capture ------------------------------------------

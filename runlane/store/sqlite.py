@@ -9,6 +9,7 @@ caller allows it (readers do; the SDK's writer does not): see ``_connect_read_on
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -18,7 +19,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import wire
 from ..entities import History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint, WriterInfo
@@ -140,6 +141,32 @@ def _open_error(path: Path, exc: sqlite3.Error) -> StoreError:
     return StoreError(f"cannot open the store's database {path}: {exc}")
 
 
+_Cls = TypeVar("_Cls", bound=type)
+
+
+def _names_damage(cls: _Cls) -> _Cls:
+    """Make every public method turn SQLite's "malformed"/"not a database" errors into StoreCorruptError
+    naming the file: damage can sit in any page, so a read long after opening may be the first to meet it."""
+
+    def wrap(method: Any) -> Any:
+        @functools.wraps(method)
+        def translated(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                if not _is_damage(exc):
+                    raise
+                raise _open_error(self.path, exc) from exc
+
+        return translated
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and callable(value) and not isinstance(value, staticmethod):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_names_damage
 class SQLiteStore(Store):
     """A store in ``dir`` (created when ``create`` is true, else ``StoreNotFoundError`` if absent).
 
