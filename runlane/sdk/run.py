@@ -23,6 +23,7 @@ from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
+from ..steps import STEP_MAX, as_integer
 from ..store.ingest import split_lines
 from . import hooks
 from .values import metric_values, plain_mapping
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 
 _FAST_TYPES = frozenset({float, int})
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _MAX_RECORD_BYTES = journal.MAX_RECORD_BYTES  # a module global: log() is the hot path
 MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
@@ -197,7 +197,9 @@ class Run:
                 step = self._step
                 if self._warn_on_implicit_step:
                     self._warn_about_implicit_steps()
-            elif type(step) is not int or step < 0:
+                if step > STEP_MAX:  # only after an explicit step=STEP_MAX: the counter is one past it
+                    raise ValueError(_counter_past_the_end(step))
+            elif type(step) is not int or step < 0 or step > STEP_MAX:
                 step = _check_step(step)
             if not values:
                 self._step = step + 1
@@ -231,14 +233,14 @@ class Run:
 
     def add_tags(self, *tags: str | Iterable[str]) -> None:
         """Add tags: ``add_tags("a", "b")`` or ``add_tags(["a", "b"])``; existing tags are kept once."""
-        added = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag not in self._tags]
+        added = [tag for tag in dict.fromkeys(_tag_list(tags, "add_tags()")) if tag not in self._tags]
         if added:
             self._append_all([(journal.TAGS, time.time(), added, [])], "add_tags()")
             self._tags.update(dict.fromkeys(added))
 
     def remove_tags(self, *tags: str | Iterable[str]) -> None:
         """Remove tags; tags the run does not have are ignored."""
-        removed = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag in self._tags]
+        removed = [tag for tag in dict.fromkeys(_tag_list(tags, "remove_tags()")) if tag in self._tags]
         if removed:
             self._append_all([(journal.TAGS, time.time(), [], removed)], "remove_tags()")
             for tag in removed:
@@ -264,10 +266,8 @@ class Run:
                 raise TypeError(f"caption must be a string, got {type(caption).__name__}")
             if len(caption) > MAX_CAPTION:
                 raise ValueError(f"caption is {len(caption)} characters; at most {MAX_CAPTION}")
-        if step is None:
-            step = max(self._step - 1, 0)  # the step of the latest log(): the counter is one past it
-        elif type(step) is not int or step < 0:
-            step = _check_step(step)
+        # Without a step: the latest log()'s (the counter is one past it).
+        step = max(self._step - 1, 0) if step is None else _check_step(step)
         if self._ended:  # before the encoding work; _append_all checks again under the lock
             raise RunClosedError(self._closed_message())
         from .. import blobs
@@ -430,22 +430,36 @@ class Run:
 
 
 def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not hasattr(step, "__index__"):
+    value = as_integer(step)
+    if value is None:
         raise TypeError(f"step must be a non-negative integer, got {type(step).__name__} {step!r}")
-    value = int(step.__index__())
     if value < 0:
         raise ValueError(f"step must be a non-negative integer, got {value}")
-    if value > _UINT64_MAX // 2:
-        raise ValueError(f"step {value} is too large")
+    if value > STEP_MAX:
+        raise ValueError(f"step {value} is beyond the largest step a store can hold ({STEP_MAX}, 2**63 - 1)")
     return value
 
 
-def _tag_list(tags: tuple[str | Iterable[str], ...]) -> list[str]:
+def _counter_past_the_end(counter: int) -> str:
+    return (
+        f"the step counter is at {counter}, beyond the largest step a store can hold ({STEP_MAX}, 2**63 - 1), "
+        "because the previous step was that largest one; pass step= explicitly"
+    )
+
+
+def _tag_list(tags: tuple[object, ...], what: str) -> list[str]:
+    """Tags given as strings or iterables of strings; ``what`` names the argument in errors."""
     out: list[str] = []
     for item in tags:
-        for tag in [item] if isinstance(item, str) else item:
+        if isinstance(item, str):
+            items: Iterable[object] = [item]
+        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray, Mapping)):
+            items = item
+        else:
+            raise TypeError(f"{what} takes strings or lists of strings, got {type(item).__name__} {item!r}")
+        for tag in items:
             if not isinstance(tag, str):
-                raise TypeError(f"tags must be strings, got {type(tag).__name__} {tag!r}")
+                raise TypeError(f"{what}: tags must be strings, got {type(tag).__name__} {tag!r}")
             if not tag.strip():
                 raise ValueError("a tag must not be empty")
             if len(tag) > MAX_TAG_LENGTH:

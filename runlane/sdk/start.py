@@ -15,6 +15,7 @@ from ..liveness import current_pid_namespace, host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
 from ..recovery import recover
 from ..statuses import FAILED
+from ..steps import as_integer
 from ..store.base import Attached, NewRun, Store, WriterSpec
 from . import hooks
 from . import writer as writers
@@ -105,6 +106,7 @@ def init(
       the current directory); over 5,000 files or 50 MiB ``init()`` raises ``SnapshotTooLargeError``
       unless ``force_snapshot=True``. ``snapshot_format`` must be ``"zip"``.
     """
+    dir, storage = dir or None, storage or None  # empty means not given (see Settings.resolve)
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
     settings = Settings.resolve(dir if dir is not None else storage, mode)
@@ -115,7 +117,7 @@ def init(
     config_values = plain_mapping(config, "config") if config is not None else {}
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, got one string {tags!r}; use tags=[{tags!r}]")
-    tag_values = tuple(dict.fromkeys(_tag_list((tags,)))) if tags is not None else ()
+    tag_values = tuple(dict.fromkeys(_tag_list((tags,), "tags"))) if tags is not None else ()
     if resume and run_id is None:
         raise ValueError("resume=True needs run_id=: the numeric id, display id (like 'ABC-12') or uid to resume")
     if run_id is not None and not resume:
@@ -251,12 +253,13 @@ def _fork_request(
         raise ValueError(f"{given} needs {missing}: pass both fork_run_id and fork_step to fork a run, or neither")
     if resuming:
         raise ValueError("a run is either resumed (run_id, resume=True) or forked (fork_run_id, fork_step), not both")
-    if isinstance(fork_step, bool) or not isinstance(fork_step, int):
+    step = as_integer(fork_step)
+    if step is None:
         raise ValueError(f"fork_step must be an integer step, got {type(fork_step).__name__} {fork_step!r}")
     for flag, value in (("inherit_config", inherit_config), ("inherit_tags", inherit_tags)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
-    return _Fork(parse_run_ref(fork_run_id), fork_step, bool(inherit_config), bool(inherit_tags))
+    return _Fork(parse_run_ref(fork_run_id), step, bool(inherit_config), bool(inherit_tags))
 
 
 def _as_fork(store: Store, store_dir: Path, new: NewRun, fork: _Fork, *, project_given: bool) -> NewRun:

@@ -13,7 +13,7 @@ from typing import Any
 from .. import journal
 from ..naming import check_metric_key
 
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 MAX_TEXT_VALUE = 1024 * 1024  # a summary/config string above this is almost surely a mistake
 
 
@@ -96,6 +96,14 @@ def plain(value: Any, where: str) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            # msgpack (the journal) cannot hold more than 64 bits, and SQLite's JSON functions (sorting runs by
+            # a summary field) read anything beyond int64 as an inexact float: refuse it at the call rather
+            # than fail later or store something other than what was given.
+            raise ValueError(
+                f"{where}: integer {_describe(value)} is outside the signed 64-bit range a store can hold; "
+                "store it as a string"
+            )
         return int(value)  # also IntEnum and friends
     if isinstance(value, str):
         if len(value) > MAX_TEXT_VALUE:

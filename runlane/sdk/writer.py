@@ -16,13 +16,17 @@ drain process also keeps going when the training process dies, so a crashed run'
   Both may apply the same journal at once; the store's committed offsets keep it exactly once.
 - The drain is a process (``python -m runlane.drain``) where one can be started, else a thread of this
   process (frozen applications, interpreters without ``sys.executable``, ``RUNLANE_DRAIN=thread``).
-  The process lingers a while after the last run ends (``runlane.drain.__main__.LINGER_S``), so a
-  sweep's next ``init()`` finds it; a thread stops with the last run, as a library's threads should.
+  Either stops with the link's last run, so a script that has finished its runs has nothing of runlane
+  left running or open (a drain process is started with ``posix_spawn``: about a millisecond here, and
+  its start-up runs on another core). Only a drain with work left, because a run's end timed out, is
+  left to finish by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
 import time
@@ -39,6 +43,8 @@ from ..store import open_store
 from ..store.base import Store
 
 T = TypeVar("T")
+
+STOP_WAIT_S = 2.0  # how long the end of the last run waits for its drain process to exit
 
 DRAIN_LOG = "drain.log"  # in the store: what drain processes have to say (store errors, damaged journals)
 
@@ -71,12 +77,30 @@ class _DrainThread:
             self._thread.join()
 
 
-def _drain_process_alive(pid: int) -> bool:
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)  # reaps it if it has exited: no zombie is left behind
-    except ChildProcessError:
-        return False
-    return done == 0
+def _stop_drain_process(pid: int) -> None:
+    """Stop a drain that has nothing left to apply and reap it, so the store is at rest once this returns
+    (no connection of ours open: a caller may copy, change or delete the store's files right away)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done or time.monotonic() > deadline:
+            if not done:
+                _unreaped.append(pid)
+            return
+        time.sleep(0.001)
+
+
+def _reap_finished() -> None:
+    for pid in list(_unreaped):
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                continue
+        _unreaped.remove(pid)
 
 
 def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
@@ -108,8 +132,9 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
         return None
 
 
-# The drain process of each store, by location: it outlives the links that started it.
-_drain_pids: dict[Path, int] = {}
+# Drain processes that were left to finish by themselves (a run's end timed out) or did not stop in time:
+# reaped when they are done, so no zombie stays behind.
+_unreaped: list[int] = []
 
 
 class StoreWriter:
@@ -121,6 +146,8 @@ class StoreWriter:
         self._lock = threading.Lock()
         self._store: Store = open_store(store_dir)
         self._thread: _DrainThread | None = None
+        self._drain_pid: int | None = None
+        self._pending = False  # a run's end timed out: its drain must finish applying it
         try:
             try:
                 recover(self._store, store_dir)
@@ -132,15 +159,11 @@ class StoreWriter:
             raise
 
     def _start_drain(self) -> None:
+        _reap_finished()
         pid = os.getpid()
         owner = Owner(host_name(), pid, process_start_time(pid))
-        known = _drain_pids.get(self.store_dir)
-        if known is not None and _drain_process_alive(known):
-            return  # it lingers from an earlier run; it finds the new writers in the store
-        spawned = _spawn_drain_process(self.store_dir, owner)
-        if spawned is not None:
-            _drain_pids[self.store_dir] = spawned
-        else:
+        self._drain_pid = _spawn_drain_process(self.store_dir, owner)
+        if self._drain_pid is None:
             self._thread = _DrainThread(self.store_dir, owner)
 
     def call(self, fn: Callable[[Store], T]) -> T:
@@ -170,6 +193,8 @@ class StoreWriter:
                 raise RuntimeError(kept)
         if replay.ended:
             journal.unlink(missing_ok=True)
+        else:
+            self._pending = True
         return replay.ended
 
     def stop(self) -> None:
@@ -177,6 +202,11 @@ class StoreWriter:
             self._thread.stop()
         with self._lock:
             self._store.close()
+        if self._drain_pid is not None:
+            if self._pending:
+                _unreaped.append(self._drain_pid)  # it exits once the journal is in, or this process is gone
+            else:
+                _stop_drain_process(self._drain_pid)
 
 
 # -- one link per (process, store location) -----------------------------------------------------
@@ -196,7 +226,7 @@ def acquire(store_dir: Path) -> StoreWriter:
 
 
 def release(writer: StoreWriter) -> None:
-    """Give back a link; the last user closes it (a drain process lingers on by itself for a while)."""
+    """Give back a link; the last user closes it and stops its drain."""
     with _registry_lock:
         writer.users -= 1
         if writer.users > 0:
@@ -214,7 +244,7 @@ def _forget_in_child() -> None:
     global _registry_lock
     _abandoned.extend(_registry.values())
     _registry.clear()
-    _drain_pids.clear()
+    _unreaped.clear()  # the parent's children, not ours
     _registry_lock = threading.Lock()
 
 

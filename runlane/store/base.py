@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .. import downsample
 from ..entities import Bucket, History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint
@@ -20,6 +20,12 @@ from ..naming import RunRef
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+
+#: How much of each run's metrics a listing reads: every series' aggregates, or only the primary metric's
+#: (one lookup per run, so a listing costs the same however many metrics the runs have).
+MetricDetail = Literal["all", "primary"]
+METRIC_DETAILS: tuple[MetricDetail, ...] = ("all", "primary")
 
 
 class WriterSpec(NamedTuple):
@@ -80,6 +86,9 @@ class OpenWriter(NamedTuple):
 
 class Store(ABC):
     """A place runs live. Implementations are used by one thread at a time."""
+
+    #: True when this process may only read the store (no write permission); every write raises StoreError.
+    read_only: bool = False
 
     # -- writes: runs and writers ---------------------------------------------------------------
 
@@ -142,8 +151,13 @@ class Store(ABC):
         project: str | None = None,
         statuses: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``."""
+        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``.
+
+        ``metrics="primary"`` fills ``RunInfo.metrics`` with the primary metric's aggregates only.
+        """
 
     @abstractmethod
     def run(self, ref: RunRef) -> RunInfo:

@@ -6,10 +6,13 @@ journal the same way.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import journal
+from ..logs import log
+from ..steps import STEP_MAX, STEP_MIN, in_range
 from .chunks import Columns, normalize
 
 
@@ -58,6 +61,16 @@ def _add_metric_group(
             cols.stages += stages
 
 
+def _storable(key: str, cols: Columns) -> Columns:
+    # log() refuses such steps; a journal written before it did (or by another client) may still hold
+    # them, and one unstorable point must not keep every later reader from replaying the rest.
+    kept = cols.slice(bisect.bisect_left(cols.steps, STEP_MIN), bisect.bisect_right(cols.steps, STEP_MAX))
+    log.warning(
+        "runlane: dropped %d point(s) of %r at steps outside the steps a store can hold", len(cols) - len(kept), key
+    )
+    return kept
+
+
 def plan(records: list[list[Any]]) -> RunChanges:
     """Group records into per-series columns and run-level updates."""
     changes = RunChanges()
@@ -97,14 +110,23 @@ def plan(records: list[list[Any]]) -> RunChanges:
             changes.system.extend((key, last_time, value) for key, value in record[2].items())
         elif kind == journal.IMAGE:
             key, step, caption, blob, width, height = record[2:]
-            changes.images.append((key, step, caption, blob, width, height, last_time))
+            if in_range(step):
+                changes.images.append((key, step, caption, blob, width, height, last_time))
+            else:
+                log.warning("runlane: dropped image %r at step %s, outside the steps a store can hold", key, step)
         elif kind == journal.FILE:
             changes.files[record[2]] = (record[3], last_time, record[4])  # the latest file of a kind wins
         elif kind == journal.END:
             changes.end = (record[2], record[3])
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
-    for key, cols in series.items():
-        series[key] = normalize(cols)
+    for key, given in list(series.items()):
+        cols = normalize(given)
+        if cols.steps[0] < STEP_MIN or cols.steps[-1] > STEP_MAX:  # sorted now: two comparisons per series
+            cols = _storable(key, cols)
+        if cols.steps:
+            series[key] = cols
+        else:
+            del series[key]
     changes.last_time = last_time
     return changes

@@ -185,6 +185,27 @@ def applied(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
 
+def _newer(done: list[str]) -> StoreError | None:
+    known = {m.name for m in MIGRATIONS}
+    unknown = [name for name in done if name not in known]
+    if not unknown:
+        return None
+    return StoreError(
+        f"this store was written by a newer runlane (unknown migrations: {', '.join(unknown)}); "
+        "upgrade runlane to open it"
+    )
+
+
+def require_current(conn: sqlite3.Connection, path: object) -> None:
+    """Check, without writing, that the schema is this runlane's (for a store opened read-only)."""
+    done = applied(conn)
+    newer = _newer(done)
+    if newer is not None:
+        raise newer
+    if done != [m.name for m in MIGRATIONS]:
+        raise StoreError(f"the store {path} was made by an older runlane and needs upgrading, which takes write access")
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the schema up to date; ``conn`` must be in autocommit mode (``isolation_level=None``)."""
     known = [m.name for m in MIGRATIONS]
@@ -194,12 +215,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         done = applied(conn)  # re-read under the write lock: another process may have migrated
-        unknown = [name for name in done if name not in known]
-        if unknown:
-            raise StoreError(
-                f"this store was written by a newer runlane (unknown migrations: {', '.join(unknown)}); "
-                "upgrade runlane to open it"
-            )
+        newer = _newer(done)
+        if newer is not None:
+            raise newer
         for migration in MIGRATIONS:
             if migration.name in done:
                 continue
