@@ -64,6 +64,7 @@ class Drain:
         self.owner = owner
         self.tunables = tunables
         self._tails: dict[str, _Tail] = {}
+        self.owner_writers = 0  # the owner's open writers at the last look (with a journal here or not)
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self._next_heartbeat = time.monotonic() + tunables.heartbeat_s
@@ -96,6 +97,7 @@ class Drain:
 
     def _discover(self) -> None:
         open_now = {w.id: w for w in self.store.open_writers() if self.owner.owns(w)}
+        self.owner_writers = len(open_now)
         for writer_id in [w for w in self._tails if w not in open_now]:
             self._drop(writer_id)  # closed: by its END record, or by a reader that judged it dead
         for writer_id, writer in open_now.items():

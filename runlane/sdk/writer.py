@@ -16,15 +16,16 @@ drain process also keeps going when the training process dies, so a crashed run'
   Both may apply the same journal at once; the store's committed offsets keep it exactly once.
 - The drain is a process (``python -m runlane.drain``) where one can be started, else a thread of this
   process (frozen applications, interpreters without ``sys.executable``, ``RUNLANE_DRAIN=thread``).
-  Either stops with the link's last run, so a script that has finished its runs has nothing of runlane
-  left running or open (a drain process is started with ``posix_spawn``: about a millisecond here, and
-  its start-up runs on another core). Only a drain with work left, because a run's end timed out, is
-  left to finish by itself.
+  A thread stops with the link's last run. A process lets go of the store at the end of the last run
+  (the end waits until it has: nothing of runlane keeps the store open), and one idle drain process is
+  kept for the next ``init()``, so a sweep does not start a process per run; it exits with this process.
+  A drain with work left, because a run's end timed out, finishes by itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import sys
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..drain.loop import Drain, Owner, Tunables
+from ..drain.protocol import DOORBELL, active_lock
 from ..liveness import host_name, process_start_time
 from ..logs import log
 from ..recovery import recover, replay_journal
@@ -77,30 +79,55 @@ class _DrainThread:
             self._thread.join()
 
 
+def _drain_process_alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reaps it if it has exited: no zombie is left behind
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
+def _wait_until_idle(pid: int) -> None:
+    """Ring an active drain and wait until it lets go of the store (its lock file is free), so once this
+    returns no connection of ours is open: a caller may copy, change or delete the store's files at once."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    fd = os.open(active_lock(pid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        rung = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not rung:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, DOORBELL)
+                    rung = True
+                if time.monotonic() > deadline or not _drain_process_alive(pid):
+                    return
+                time.sleep(0.001)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
+
+
 def _stop_drain_process(pid: int) -> None:
-    """Stop a drain that has nothing left to apply and reap it, so the store is at rest once this returns
-    (no connection of ours open: a caller may copy, change or delete the store's files right away)."""
+    """Stop an idle drain (SIGTERM: a clean exit) and reap it."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_WAIT_S
-    while True:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done or time.monotonic() > deadline:
-            if not done:
-                _unreaped.append(pid)
+    while _drain_process_alive(pid):
+        if time.monotonic() > deadline:
+            _unreaped.append(pid)
             return
         time.sleep(0.001)
 
 
 def _reap_finished() -> None:
     for pid in list(_unreaped):
-        with contextlib.suppress(ChildProcessError):
-            if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                continue
-        _unreaped.remove(pid)
+        if not _drain_process_alive(pid):
+            _unreaped.remove(pid)
 
 
 def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
@@ -126,6 +153,8 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
                 (os.POSIX_SPAWN_DUP2, 1, 2),
             ],
             setsid=True,  # a Ctrl-C meant for the training script must not stop the drain
+            # Blocked from the start: a doorbell rung while the interpreter is still starting would kill it.
+            setsigmask={DOORBELL},
         )
     except (OSError, AttributeError) as exc:  # no posix_spawn, no executable: a thread does the work
         log.warning("runlane: could not start a drain process (%s); ingesting on a thread", exc)
@@ -135,6 +164,8 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
 # Drain processes that were left to finish by themselves (a run's end timed out) or did not stop in time:
 # reaped when they are done, so no zombie stays behind.
 _unreaped: list[int] = []
+# The one idle drain process this process keeps for its next init(): (store location, pid).
+_idle_drain: tuple[Path, int] | None = None
 
 
 class StoreWriter:
@@ -159,12 +190,23 @@ class StoreWriter:
             raise
 
     def _start_drain(self) -> None:
+        global _idle_drain
         _reap_finished()
+        if _idle_drain is not None and _idle_drain[0] == self.store_dir:
+            self._drain_pid, _idle_drain = _idle_drain[1], None
+            if _drain_process_alive(self._drain_pid):
+                return  # the one kept from this store's previous run: rung once a run is registered
         pid = os.getpid()
         owner = Owner(host_name(), pid, process_start_time(pid))
         self._drain_pid = _spawn_drain_process(self.store_dir, owner)
         if self._drain_pid is None:
             self._thread = _DrainThread(self.store_dir, owner)
+
+    def ring(self) -> None:
+        """Tell the drain process a writer was registered (a no-op for a drain thread, which polls)."""
+        if self._drain_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._drain_pid, DOORBELL)
 
     def call(self, fn: Callable[[Store], T]) -> T:
         """Run ``fn(store)`` on this process's connection, one call at a time."""
@@ -198,15 +240,21 @@ class StoreWriter:
         return replay.ended
 
     def stop(self) -> None:
+        global _idle_drain
         if self._thread is not None:
             self._thread.stop()
         with self._lock:
             self._store.close()
-        if self._drain_pid is not None:
-            if self._pending:
-                _unreaped.append(self._drain_pid)  # it exits once the journal is in, or this process is gone
-            else:
-                _stop_drain_process(self._drain_pid)
+        pid, self._drain_pid = self._drain_pid, None
+        if pid is None:
+            return
+        if self._pending:
+            _unreaped.append(pid)  # it goes on applying the journal; it exits once this process is gone
+            return
+        _wait_until_idle(pid)
+        previous, _idle_drain = _idle_drain, (self.store_dir, pid)
+        if previous is not None:
+            _stop_drain_process(previous[1])
 
 
 # -- one link per (process, store location) -----------------------------------------------------
@@ -242,9 +290,11 @@ _abandoned: list[StoreWriter] = []  # links inherited by a forked child: never u
 def _forget_in_child() -> None:
     # A forked child has the parent's links but not their drains: it must open its own.
     global _registry_lock
+    global _idle_drain
     _abandoned.extend(_registry.values())
     _registry.clear()
     _unreaped.clear()  # the parent's children, not ours
+    _idle_drain = None
     _registry_lock = threading.Lock()
 
 
