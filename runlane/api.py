@@ -27,8 +27,9 @@ from .entities import (
 from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
+from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
-from .store.base import Store
+from .store.base import METRIC_DETAILS, MetricDetail, Store
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -40,11 +41,15 @@ class Api:
     def __init__(self, dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> None:
         """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``).
 
-        A directory without a store is a ``StoreNotFoundError`` unless ``create=True``.
+        A directory without a store is a ``StoreNotFoundError`` unless ``create=True``. A store this
+        process may not write to is opened read-only: everything can be read, writes (``delete_run``,
+        ``create_project``) raise ``StoreError``, and runs left behind by dead processes stay as they are
+        until a process that may write opens the store.
         """
         self.dir: Path = Settings.resolve(dir).dir
-        self._store: Store = open_store(self.dir, create=create)
-        recover(self._store, self.dir)
+        self._store: Store = open_store(self.dir, create=create, allow_read_only=True)
+        if not self._store.read_only:
+            recover(self._store, self.dir)
 
     def close(self) -> None:
         self._store.close()
@@ -81,11 +86,21 @@ class Api:
         project: str | None = None,
         status: str | Iterable[str] | None = None,
         tags: str | Iterable[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
-        """Runs, newest first; filter by project, by status (one or several) and by tags (all must match)."""
+        """Runs, newest first; filter by project, by status (one or several) and by tags (all must match).
+
+        ``metrics="all"`` (the default) reads every metric's aggregates into ``RunInfo.metrics``, which costs
+        as much as the runs have metrics; ``metrics="primary"`` reads only the primary metric's (enough
+        for ``best_value``/``best_step``), so a listing of many wide runs stays fast. ``run(ref)`` always
+        has them all.
+        """
+        if metrics not in METRIC_DETAILS:
+            raise ValueError(f"metrics must be 'all' or 'primary', got {metrics!r}")
         statuses = [status] if isinstance(status, str) else list(status) if status is not None else None
         tag_list = [tags] if isinstance(tags, str) else list(tags) if tags is not None else None
-        return self._store.runs(project=project, statuses=statuses, tags=tag_list)
+        return self._store.runs(project=project, statuses=statuses, tags=tag_list, metrics=metrics)
 
     def run(self, ref: int | str) -> RunInfo:
         """One run by numeric id, display id (``"MMP-42"``) or uid."""
@@ -121,13 +136,15 @@ class Api:
         single spike stays visible.
         """
         run_id = self._resolve(ref)
-        _check_step_bound(start, "start")
-        _check_step_bound(end, "end")
+        start = _step_bound(start, "start")
+        end = _step_bound(end, "end")
         if start is not None and end is not None and start > end:
             raise ValueError(f"start ({start}) is after end ({end})")
         if buckets is not None:
-            if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+            count = as_integer(buckets)
+            if count is None or count < 1:
                 raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+            buckets = count
             return self._store.downsampled(run_id, key, buckets, stitched=stitched, start=start, end=end)
         if stitched:
             return self._store.stitched_history(run_id, key, start, end)
@@ -248,9 +265,6 @@ class Api:
         return self._store.resolve(parse_run_ref(ref))
 
 
-_STEP_LIMIT = 2**63 - 1
-
-
 def _check_key(key: object, example: str) -> None:
     if key is not None and not isinstance(key, str):
         raise TypeError(f"key must be a string {example}, got {type(key).__name__}")
@@ -259,14 +273,14 @@ def _check_key(key: object, example: str) -> None:
 def _check_cursor(after: object) -> None:
     if after is None:
         return
-    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= _STEP_LIMIT:
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= STEP_MAX:
         raise ValueError(f"after must be the id of a line or sample you were given (an integer >= 0), got {after!r}")
 
 
 def _check_limit(limit: object) -> None:
     if limit is None:
         return
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= _STEP_LIMIT:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= STEP_MAX:
         raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
 
 
@@ -294,10 +308,13 @@ def _extract(data: bytes, target: Path) -> Path:
     return target
 
 
-def _check_step_bound(value: object, name: str) -> None:
+def _step_bound(value: object, name: str) -> int | None:
+    """A ``start``/``end`` argument as a plain int (numpy and torch integers too, as ``log(step=)`` takes)."""
     if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    step = as_integer(value)
+    if step is None:
         raise ValueError(f"{name} must be an integer step or None, got {type(value).__name__} {value!r}")
-    if not -_STEP_LIMIT <= value <= _STEP_LIMIT:
-        raise ValueError(f"{name}={value} is outside the range of steps")
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise ValueError(f"{name}={step} is outside the range of steps")
+    return step

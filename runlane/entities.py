@@ -194,6 +194,7 @@ class WriterInfo:
     started_at: float
     heartbeat_at: float
     closed_at: float | None
+    owner: bool  # decides the run's final status; False: a side process attached beside a live owner
 
 
 @dataclass(frozen=True)

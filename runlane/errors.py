@@ -32,7 +32,12 @@ class StoreNotFoundError(RunlaneError, FileNotFoundError):
 
 
 class StoreError(RunlaneError):
-    """The store could not do what was asked (locked for too long, written by a newer runlane, ...)."""
+    """The store could not do what was asked (locked for too long, written by a newer runlane, read-only
+    for this process, ...)."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's database file is damaged or is not a runlane database; the message names the file."""
 
 
 class DeletionRefusedError(RunlaneError):

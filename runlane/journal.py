@@ -8,12 +8,19 @@ Format: records are msgpack arrays written back to back (msgpack is self-delimit
 needed); the first element is the record type. A record torn by a dying process is an incomplete msgpack
 object at the very end of the file, which the reader leaves alone. Readers record how far they got as a
 byte offset, committed in the same transaction as the data, so replay is exactly once.
+
+The writing process holds an advisory lock on its journal for as long as the file is open (children
+forked from it inherit it, and they may append too). The kernel drops it when the last holder dies,
+however it dies, so "is this journal locked?" tells any process on the same machine, whatever its PID
+namespace, whether the journal may still grow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -209,9 +216,20 @@ def metrics_encoder(packer: Any) -> Callable[[float, int, str | None, dict[str, 
     return encode
 
 
-# A single record may not exceed this; callers split large text before it gets here.
+# A single record may not exceed this (encoded), so a reader never holds more than about this much of one
+# record in memory, nor a store more than this in one batch. Calls refuse larger records
+# (``check_record_size``); ``log_text`` splits large text before it gets here.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 SUFFIX = ".rlj"
+
+
+def check_record_size(data: bytes, what: str) -> None:
+    """Refuse an encoded record larger than ``MAX_RECORD_BYTES``: ``ValueError`` naming the call and the limit."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{what}: the record is {len(data)} bytes encoded; a journal record holds at most {MAX_RECORD_BYTES} "
+            f"bytes ({MAX_RECORD_BYTES >> 20} MiB); nothing was recorded (store large arrays as files or images)"
+        )
 
 
 class JournalCorruptError(Exception):
@@ -235,6 +253,7 @@ class JournalFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         self.fd: int | None = os.open(path, flags, 0o600)
+        _lock(self.fd)
         self.size = os.fstat(self.fd).st_size
 
     def append(self, data: bytes) -> None:
@@ -266,6 +285,40 @@ class JournalFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _lock(fd: int) -> None:
+    if sys.platform == "win32":
+        return
+    import fcntl
+
+    # On a filesystem without locks, liveness rests on the writer's identity and heartbeat alone.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def in_use(path: Path) -> bool:
+    """True while some process holds the journal open for appending: its writer, or a child forked from it.
+
+    False when nobody does, when the file is gone, and where the filesystem has no locks.
+    """
+    if sys.platform == "win32":
+        return False
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts only with the writer's exclusive lock
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # drops our shared lock
+    return False
 
 
 class JournalBatch(NamedTuple):
@@ -303,31 +356,29 @@ class JournalReader:
         return self._base + self._done
 
     def read(self, max_bytes: int = 8 * 1024 * 1024) -> JournalBatch:
-        """Return the complete records available now, reading at most ``max_bytes`` new bytes.
+        """Return the complete records available now, reading ``max_bytes`` new bytes at a time.
 
-        Damage is reported (``JournalCorruptError``) once the good records before it were returned.
+        Returns no records only when the file holds no complete one past the offset: a record larger than
+        ``max_bytes`` is read on until it is whole (or the file ends), so an empty batch always means
+        "nothing more for now", never "come back for the rest". Damage is reported
+        (``JournalCorruptError``) once the good records before it were returned.
         """
         if self._damage is not None:
             raise self._damage
         start = self.offset
-        chunk = self._file.read(max_bytes)
-        if chunk:
-            self._unpacker.feed(chunk)
-            self._fed += len(chunk)
         records: list[list[Any]] = []
         while True:
-            try:
-                raw = next(self._unpacker)
-            except StopIteration:
+            chunk = self._file.read(max_bytes)
+            if chunk:
+                try:
+                    self._unpacker.feed(chunk)
+                except msgpack.BufferFull:  # more than 2 * MAX_RECORD_BYTES of one record pending: not ours
+                    self._damage = JournalCorruptError(self.path, self.offset, "a record too large to read")
+                    break
+                self._fed += len(chunk)
+            self._take_records(records)
+            if records or not chunk or self._damage is not None:
                 break
-            except (ValueError, msgpack.UnpackException) as exc:
-                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
-                break
-            if not is_record(raw):
-                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {raw!r:.80}")
-                break
-            self._done = self._unpacker.tell()
-            records.append(raw)
         if self._damage is not None and not records:
             raise self._damage
         if not chunk and not records and self._done == self._fed:
@@ -336,6 +387,21 @@ class JournalReader:
             self._fed = self._done = 0
             self._unpacker = self._new_unpacker()
         return JournalBatch(records, start, self.offset)
+
+    def _take_records(self, records: list[list[Any]]) -> None:
+        while True:
+            try:
+                record = next(self._unpacker)
+            except StopIteration:
+                return
+            except (ValueError, msgpack.UnpackException) as exc:
+                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
+                return
+            if not is_record(record):
+                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
+                return
+            self._done = self._unpacker.tell()
+            records.append(record)
 
     def at_end(self) -> bool:
         """True when every byte of the file has been handed out as a record."""

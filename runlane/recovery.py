@@ -1,12 +1,18 @@
-"""Replay what dead writers left in their journals, exactly once, and fail the runs they abandoned.
+"""Replay what dead writers left in their journals, exactly once, and fail the runs their owners abandoned.
 
 Runs whenever a process opens the embedded store (the SDK's writer thread and ``runlane.Api`` both do),
-so a crashed training script's last points appear as soon as anyone looks.
+so a crashed training script's last points appear as soon as anyone looks; and, for the runs involved,
+before a resume or a fork, so their step counter and fork range count everything the store will hold.
+
+A journal is deleted only once every record in it is in the store and no process may append to it any
+more. A damaged journal is never deleted: the records before the damage are replayed, the rest stays in
+the file for inspection, and the writer's close reason (and the run's, if it fails) says where it is.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +33,7 @@ class RecoveryReport:
 class Replay:
     note: str | None = None  # what could not be read, if anything
     last_time: float | None = None  # wall time of the last record replayed
+    damaged: bool = False  # records past the damage are only in the journal: keep it
 
 
 def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
@@ -40,8 +47,12 @@ def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
                 try:
                     batch = reader.read()
                 except JournalCorruptError as exc:
-                    log.warning("%s; the records after it are skipped", exc)
-                    result.note = f"journal damaged at byte {exc.offset}; later records were skipped"
+                    log.warning("%s; the records after it are skipped and the journal is kept", exc)
+                    result.note = (
+                        f"journal damaged at byte {exc.offset}; later records were skipped;"
+                        f" the journal is kept at {writer.journal}"
+                    )
+                    result.damaged = True
                     return result
                 if not batch.records:
                     return result
@@ -61,16 +72,28 @@ def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
             reader.close()
 
 
-def recover(store: Store, store_dir: Path) -> RecoveryReport:
-    """Replay and close every writer whose process is gone, then fail runs left without writers."""
+def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = None) -> RecoveryReport:
+    """Replay and close every writer whose process is gone (only writers of ``run_ids`` if given), then
+    fail the runs their owners left running."""
     report = RecoveryReport()
     now = time.time()
     reasons: dict[int, str] = {}
     ended_at: dict[int, float] = {}
     for writer in store.open_writers():
-        if writer_is_alive(writer.host, writer.pid, writer.pid_started, writer.heartbeat_at, now):
+        if run_ids is not None and writer.run_id not in run_ids:
             continue
         path = store_dir / writer.journal
+        alive = writer_is_alive(
+            host=writer.host,
+            pid_namespace=writer.pid_namespace,
+            pid=writer.pid,
+            pid_started=writer.pid_started,
+            heartbeat_at=writer.heartbeat_at,
+            now=now,
+            journal_path=path,
+        )
+        if alive:
+            continue
         replay = Replay()
         if path.exists():
             replay = replay_journal(store, writer, path)
@@ -80,9 +103,11 @@ def recover(store: Store, store_dir: Path) -> RecoveryReport:
         who = f"process {writer.pid} on {writer.host}"
         reason = f"{who} exited without finishing the run" + (f" ({note})" if note else "")
         store.close_writer(writer.id, reason=reason)
-        path.unlink(missing_ok=True)
+        if not replay.damaged:
+            path.unlink(missing_ok=True)
         report.replayed_writers.append(writer.id)
-        reasons[writer.run_id] = reason
+        if writer.owner or writer.run_id not in reasons:  # the owner's end is the run's reason
+            reasons[writer.run_id] = reason
         last_seen = max(writer.heartbeat_at, writer.last_record_at or 0.0, replay.last_time or 0.0)
         ended_at[writer.run_id] = max(ended_at.get(writer.run_id, 0.0), last_seen)
     if reasons:

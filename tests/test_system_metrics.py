@@ -181,8 +181,10 @@ def test_system_samples_page_with_a_cursor(store_dir: Path) -> None:
             api.system_samples(info.id, 3)  # type: ignore[arg-type]
 
 
-def test_samples_stored_before_ids_existed_keep_their_order_as_ids(store_dir: Path) -> None:
-    # A store from before migration 0003 (system samples without an id column) is migrated in place.
+@pytest.mark.parametrize("applied", [2, 3], ids=["before-writer-identity", "after-writer-identity"])
+def test_samples_stored_before_ids_existed_keep_their_order_as_ids(store_dir: Path, applied: int) -> None:
+    # A store from before migration 0004 (system samples without an id column), with or without 0003
+    # (writer identity), is migrated in place.
     from runlane.store.migrations import MIGRATIONS, _split_statements
 
     store_dir.mkdir()
@@ -190,7 +192,7 @@ def test_samples_stored_before_ids_existed_keep_their_order_as_ids(store_dir: Pa
     try:
         with db:
             db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-            for migration in MIGRATIONS[:2]:
+            for migration in MIGRATIONS[:applied]:
                 for statement in _split_statements(migration.sql):
                     db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (migration.name,))
@@ -211,3 +213,11 @@ def test_samples_stored_before_ids_existed_keep_their_order_as_ids(store_dir: Pa
         assert [(s.key, s.time, s.id) for s in samples] == [("sys/x", 2.0, 1), ("sys/x", 1.0, 2), ("sys/y", 1.0, 3)]
         assert math.isnan(samples[1].value)
         assert [p.time for p in api.system_metrics(1)["sys/x"]] == [1.0, 2.0]
+    db = sqlite3.connect(store_dir / "runlane.db")
+    try:
+        done = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+        writer_columns = {row[1] for row in db.execute("PRAGMA table_info(run_writers)")}
+    finally:
+        db.close()
+    assert done == [m.name for m in MIGRATIONS]
+    assert {"pid_namespace", "owner"} <= writer_columns

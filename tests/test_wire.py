@@ -184,21 +184,23 @@ def _cli(*args: str) -> str:
 
 def test_cli_json_is_the_wire_shape_of_the_runs(store_dir: Path) -> None:
     with runlane.init(project="cli", config={"$x": 1}, dir=store_dir, system_metrics_interval=None) as run:
-        run.log({"loss": math.nan})
+        run.set_primary_metric("acc", "max")
+        run.log({"loss": math.nan, "acc": 0.5})
         run.summary({"best": {"$float": "NaN"}})
     with runlane.init(fork_run_id=run.id, fork_step=0, dir=store_dir, system_metrics_interval=None) as child:
         child.log({"loss": 0.1})
     with runlane.Api(store_dir) as api:
-        runs = api.runs()
+        runs = api.runs(metrics="primary")  # what `ls` reads: the primary metric's aggregates only
         shown = api.run(run.id)
     listed = [
         wire.from_wire(runlane.RunInfo, item) for item in wire.loads(_cli("ls", "--dir", str(store_dir), "--json"))
     ]
     assert _same(listed, runs)
+    assert {item.id: sorted(item.metrics) for item in listed} == {run.id: ["acc"], child.id: []}  # no "loss"
     detail = wire.loads(_cli("show", str(run.id), "--dir", str(store_dir), "--json"))
     assert _same(wire.from_wire(runlane.RunInfo, detail), shown)
     assert detail["config"] == {"$x": 1}
-    assert detail["summary"] == {"best": {"$float": "NaN"}}
+    assert detail["summary"]["best"] == {"$float": "NaN"}  # beside the best_metric_* fields of "acc"
     assert detail["lineage"] == {
         "root": shown.display_id,
         "ancestors": [],

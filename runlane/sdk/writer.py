@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..journal import JournalReader
+from ..journal import JournalCorruptError, JournalReader
 from ..logs import log
 from ..recovery import recover
+from ..statuses import FAILED
 from ..store import open_store
 from ..store.base import Store
 
@@ -98,17 +99,32 @@ class StoreWriter:
 
     def unfollow(self, writer_id: str, status: str | None, reason: str | None) -> None:
         """Drain a journal completely, close the writer in the store (ending the run with ``status``
-        if given) and delete the journal, whose every record is now in the store."""
+        if given) and delete the journal, whose every record is now in the store.
+
+        A journal that cannot be read to its end is kept: the writer is closed with a reason that says
+        where the damage is and where the file is, a run being ended fails with that reason (what came
+        after the damage is not in the store), and ``RuntimeError`` tells the caller the same.
+        """
 
         def finish(store: Store) -> None:
             tail = self._tails[writer_id]
-            while self._apply_batch(store, writer_id, tail):  # a store error propagates to finish()
-                pass
-            if not tail.reader.at_end():
-                raise RuntimeError(f"journal {tail.path} holds an unreadable record; it was kept for inspection")
-            store.close_writer(writer_id, status=status, reason=reason)
+            damage = None
+            try:
+                while self._apply_batch(store, writer_id, tail):  # a store error propagates to finish()
+                    pass
+            except JournalCorruptError as exc:
+                damage = str(exc)
+            if damage is None and not tail.reader.at_end():
+                damage = f"journal {tail.path} ends in an incomplete record at byte {tail.reader.offset}"
+            if damage is not None:
+                kept = f"{damage}; the records after it are not in the store; the journal is kept at {tail.path}"
+                store.close_writer(writer_id, status=None if status is None else FAILED, reason=kept)
+            else:
+                store.close_writer(writer_id, status=status, reason=reason)
             del self._tails[writer_id]
             tail.reader.close()
+            if damage is not None:
+                raise RuntimeError(kept)
             tail.path.unlink(missing_ok=True)
 
         self.call(finish)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 from .. import downsample
 from ..entities import (
@@ -32,14 +32,33 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
+#: How much of each run's metrics a listing reads: every series' aggregates, or only the primary metric's
+#: (one lookup per run, so a listing costs the same however many metrics the runs have).
+MetricDetail = Literal["all", "primary"]
+METRIC_DETAILS: tuple[MetricDetail, ...] = ("all", "primary")
+
+
 class WriterSpec(NamedTuple):
-    """A process about to write to a run, and the journal it writes to (relative to the store)."""
+    """A process about to write to a run, and the journal it writes to (relative to the store).
+
+    ``pid_namespace`` says where ``pid`` means something (see ``runlane.liveness``); None: not known.
+    """
 
     id: str
     host: str
     pid: int
     pid_started: float | None
     journal: str
+    pid_namespace: str | None = None
+
+
+class Attached(NamedTuple):
+    """A run reopened by ``Store.attach``: the run, the step its counter continues at, and whether the new
+    writer owns the run (decides its final status) or is a side process beside a live owner."""
+
+    info: RunInfo
+    next_step: int
+    owner: bool
 
 
 @dataclass(frozen=True)
@@ -71,20 +90,30 @@ class OpenWriter(NamedTuple):
     offset: int
     heartbeat_at: float
     last_record_at: float | None
+    pid_namespace: str | None
+    owner: bool
 
 
 class Store(ABC):
     """A place runs live. Implementations are used by one thread at a time."""
 
+    #: True when this process may only read the store (no write permission); every write raises StoreError.
+    read_only: bool = False
+
     # -- writes: runs and writers ---------------------------------------------------------------
 
     @abstractmethod
     def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
-        """Create the run (allocating its display id atomically) and register ``writer`` on it."""
+        """Create the run (allocating its display id atomically) and register ``writer`` on it as its owner."""
 
     @abstractmethod
-    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
-        """Reopen an existing run for ``writer`` (status back to running); return it and its next step."""
+    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
+        """Reopen an existing run for ``writer`` (status back to running).
+
+        ``writer`` becomes the run's owner unless an owner writer is still open, atomically (of two
+        processes attaching at once, one owns). Callers replay dead writers' journals first (recovery),
+        so an open owner is a live one and the next step counts everything the dead ones logged.
+        """
 
     @abstractmethod
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
@@ -115,7 +144,10 @@ class Store(ABC):
 
     @abstractmethod
     def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
-        """Mark running runs among ``run_ids`` that have no open writer left as failed; return them."""
+        """Mark running runs among ``run_ids`` that have no open owner writer left as failed; return them.
+
+        Side writers never keep a run alive: once its owner is gone without ending it, it has failed.
+        """
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -129,8 +161,13 @@ class Store(ABC):
         project: str | None = None,
         statuses: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``."""
+        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``.
+
+        ``metrics="primary"`` fills ``RunInfo.metrics`` with the primary metric's aggregates only.
+        """
 
     @abstractmethod
     def run(self, ref: RunRef) -> RunInfo:

@@ -6,11 +6,14 @@ journal the same way.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import journal
+from ..logs import log
+from ..steps import STEP_MAX, STEP_MIN, in_range
 from .chunks import Columns, normalize
 
 
@@ -69,6 +72,16 @@ _IMAGE = journal.fields(journal.Image, "time", "key", "step", "caption", "blob",
 _FILE = journal.fields(journal.File, "time", "file_kind", "blob", "meta")
 
 
+def _storable(key: str, cols: Columns) -> Columns:
+    # log() refuses such steps; a journal written before it did (or by another client) may still hold
+    # them, and one unstorable point must not keep every later reader from replaying the rest.
+    kept = cols.slice(bisect.bisect_left(cols.steps, STEP_MIN), bisect.bisect_right(cols.steps, STEP_MAX))
+    log.warning(
+        "runlane: dropped %d point(s) of %r at steps outside the steps a store can hold", len(cols) - len(kept), key
+    )
+    return kept
+
+
 def plan(records: Sequence[Sequence[Any]]) -> RunChanges:
     """Group records (arrays in the shapes of ``runlane.journal``) into per-series columns and run-level updates."""
     changes = RunChanges()
@@ -112,13 +125,22 @@ def plan(records: Sequence[Sequence[Any]]) -> RunChanges:
             changes.system.extend((key, last_time, value) for key, value in values.items())
         elif kind == journal.IMAGE:
             last_time, key, step, caption, blob, width, height = _IMAGE(record)
-            changes.images.append((key, step, caption, blob, width, height, last_time))
+            if in_range(step):
+                changes.images.append((key, step, caption, blob, width, height, last_time))
+            else:
+                log.warning("runlane: dropped image %r at step %s, outside the steps a store can hold", key, step)
         elif kind == journal.FILE:
             last_time, file_kind, blob, meta = _FILE(record)
             changes.files[file_kind] = (blob, last_time, meta)  # the latest file of a kind wins
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
-    for key, cols in series.items():
-        series[key] = normalize(cols)
+    for key, given in list(series.items()):
+        cols = normalize(given)
+        if cols.steps[0] < STEP_MIN or cols.steps[-1] > STEP_MAX:  # sorted now: two comparisons per series
+            cols = _storable(key, cols)
+        if cols.steps:
+            series[key] = cols
+        else:
+            del series[key]
     changes.last_time = last_time
     return changes
