@@ -111,7 +111,8 @@ conn.execute("CREATE TABLE points (run INTEGER, key TEXT, step INTEGER, value RE
 begin = time.perf_counter()
 for r in range({runs}):
     conn.execute("BEGIN")
-    conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", ((r, k, s, 1.0) for s in range({steps}) for k in "abcde"))
+    rows = ((r, k, s, 1.0) for s in range({steps}) for k in "abcde")
+    conn.executemany("INSERT INTO points VALUES (?, ?, ?, ?)", rows)
     conn.execute("COMMIT")
 print(json.dumps({{"s": time.perf_counter() - begin}}))
 """
@@ -191,7 +192,8 @@ def bench_tree(label: str, tree: Path, work: Path, quick: bool) -> list[list[str
     measure(FIRST_INIT, tree, store=str(store))  # the store exists, as on every run but the first
     first = median_of(FIRST_INIT, tree, 3 if quick else 9, "ms", store=str(store))
     import_only = median_of(
-        'import time\nt = time.perf_counter()\nimport runlane\nprint(\'{{"ms": %f}}\' % ((time.perf_counter() - t) * 1000))',
+        "import time\nt = time.perf_counter()\nimport runlane\n"
+        "print('{{\"ms\": %f}}' % ((time.perf_counter() - t) * 1000))",
         tree,
         3 if quick else 9,
         "ms",

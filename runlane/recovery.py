@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StoreError
-from .journal import JournalCorruptError, JournalReader
+from .journal import JournalCorruptError, JournalReader, record_time
 from .liveness import writer_is_alive
 from .logs import log
 from .store.base import OpenWriter, Store
@@ -67,7 +67,7 @@ def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
                     offset = current.offset
                     break
                 offset = batch.end
-                result.last_time = batch.records[-1][1]
+                result.last_time = record_time(batch.records[-1])
         finally:
             reader.close()
 
