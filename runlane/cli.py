@@ -9,7 +9,6 @@ escaped (``\n``, ``\x1b``): a name must not forge table rows or send escape sequ
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import sys
 from collections.abc import Sequence
@@ -63,7 +62,7 @@ def _table(rows: list[list[str]]) -> str:
 
 
 def _run_json(run: RunInfo) -> dict[str, Any]:
-    return dataclasses.asdict(run)
+    return wire.to_wire(run)
 
 
 def _print_json(value: Any) -> None:
@@ -113,10 +112,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         detail = _run_json(run)
         detail["lineage"] = {
             "root": lineage.root.display_id,
-            "ancestors": [
-                {"id": a.id, "display_id": a.display_id, "fork_step": a.fork_step} for a in lineage.ancestors
-            ],
-            "children": [{"id": c.id, "display_id": c.display_id, "fork_step": c.fork_step} for c in lineage.children],
+            "ancestors": [_lineage_entry(a) for a in lineage.ancestors],
+            "children": [_lineage_entry(c) for c in lineage.children],
         }
         _print_json(detail)
         return 0
@@ -172,6 +169,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _lineage_entry(run: RunInfo) -> dict[str, Any]:
+    # A run in a lineage listing: enough to name it and its fork step (its full shape is `runlane show` of it).
     return {"id": run.id, "display_id": run.display_id, "fork_step": run.fork_step}
 
 

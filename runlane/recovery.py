@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import journal
 from .errors import OffsetConflictError, StoreUnavailableError
-from .journal import JournalCorruptError, JournalReader
+from .journal import JournalCorruptError, JournalReader, record_time
 from .liveness import writer_is_alive
 from .logs import log
 from .store.base import OpenWriter, Store
@@ -85,7 +85,7 @@ def replay_journal(
                     break  # offer the same records again
                 delay = 0.0
                 offset = batch.end
-                result.last_time = batch.records[-1][1]
+                result.last_time = record_time(batch.records[-1])
                 result.ended = result.ended or batch.records[-1][0] == journal.END
         finally:
             reader.close()

@@ -53,7 +53,7 @@ def _register(store: SQLiteStore, writer_id: str, uid: str) -> int:
 
 
 def _metrics(step: int) -> bytes:
-    return journal.new_packer().pack((journal.METRICS, time.time(), step, None, {"loss": float(step)}))
+    return journal.new_packer().pack(journal.Metrics.new(time.time(), step, None, {"loss": float(step)}))
 
 
 def test_a_lost_acknowledgement_never_wedges_the_drain_and_every_point_arrives_once(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_a_lost_acknowledgement_never_wedges_the_drain_and_every_point_arrives_o
             file.append(_metrics(step))
             step += 1
         drain.pump()
-    file.append(journal.new_packer().pack((journal.END, time.time(), "finished", None)))
+    file.append(journal.new_packer().pack(journal.End.new(time.time(), "finished", None)))
     deadline = time.monotonic() + 30
     while drain.following and time.monotonic() < deadline:
         drain.pump()
@@ -87,7 +87,7 @@ def test_replay_with_a_deadline_retries_lost_acknowledgements(tmp_path: Path) ->
     file = JournalFile(store_dir / "journals" / f"{'v' * 32}.rlj")
     for step in range(20_000):
         file.append(_metrics(step))
-    file.append(journal.new_packer().pack((journal.END, time.time(), "finished", None)))
+    file.append(journal.new_packer().pack(journal.End.new(time.time(), "finished", None)))
     [writer] = store.open_writers()
     replay = replay_journal(store, writer, file.path, deadline=time.monotonic() + 60)
     assert replay.ended

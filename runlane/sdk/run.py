@@ -30,6 +30,7 @@ from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
 
 if TYPE_CHECKING:
+    from ..blobs import BlobSink
     from .capture.context import RunCapture
 
 
@@ -55,6 +56,7 @@ class Run:
         journal_file: journal.JournalFile,
         next_step: int,
         store_dir: Path,
+        blobs: BlobSink,
         capture: RunCapture | None = None,
         owner: bool = True,
     ) -> None:
@@ -68,12 +70,14 @@ class Run:
         self._writer_id = writer_id
         self._journal = journal_file
         self._store_dir = store_dir
+        self._blobs = blobs
         self._step = next_step
         self._status = info.status
         self._config = copy.deepcopy(info.config)
         self._tags: dict[str, None] = dict.fromkeys(info.tags)
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
+        self._encode_metrics = journal.metrics_encoder(self._packer)
         self._capture = capture
         # Capture threads encode with their own packer (a Packer is not meant to be shared between threads),
         # only while holding the run lock or, once the run ends, on the ending thread after they stopped.
@@ -205,9 +209,9 @@ class Run:
                 self._step = step + 1
                 return
             try:
-                record = self._packer.pack((journal.METRICS, time.time(), step, stage, values))
+                record = self._encode_metrics(time.time(), step, stage, values)
             except OverflowError:  # an int beyond 64 bits slipped past the fast path
-                record = self._packer.pack((journal.METRICS, time.time(), step, stage, metric_values(values, {})))
+                record = self._encode_metrics(time.time(), step, stage, metric_values(values, {}))
             if len(record) > _MAX_RECORD_BYTES:
                 journal.check_record_size(record, "log()")
             self._journal.append(record)
@@ -218,31 +222,31 @@ class Run:
         if not isinstance(text, str):
             raise TypeError(f"log_text takes a string, got {type(text).__name__}")
         pieces = [text] if len(text) <= TEXT_PIECE else _split_text(text)
-        self._append_all([(journal.TEXT, time.time(), "log", piece) for piece in pieces], "log_text()")
+        self._append_all([journal.Text.new(time.time(), "log", piece) for piece in pieces], "log_text()")
 
     def summary(self, update: Mapping[str, Any]) -> None:
         """Merge fields into the run summary (final scores, notes, chosen checkpoint, ...)."""
         values = plain_mapping(update, "summary")
-        self._append_all([(journal.SUMMARY, time.time(), values)], "summary()")
+        self._append_all([journal.Summary.new(time.time(), values)], "summary()")
 
     def update_config(self, update: Mapping[str, Any]) -> None:
         """Deep-merge later edits into the config (nested dicts merge, other values replace)."""
         values = plain_mapping(update, "config")
-        self._append_all([(journal.CONFIG, time.time(), values)], "update_config()")
+        self._append_all([journal.Config.new(time.time(), values)], "update_config()")
         self._config = deep_merge(self._config, values)
 
     def add_tags(self, *tags: str | Iterable[str]) -> None:
         """Add tags: ``add_tags("a", "b")`` or ``add_tags(["a", "b"])``; existing tags are kept once."""
         added = [tag for tag in dict.fromkeys(_tag_list(tags, "add_tags()")) if tag not in self._tags]
         if added:
-            self._append_all([(journal.TAGS, time.time(), added, [])], "add_tags()")
+            self._append_all([journal.Tags.new(time.time(), added, [])], "add_tags()")
             self._tags.update(dict.fromkeys(added))
 
     def remove_tags(self, *tags: str | Iterable[str]) -> None:
         """Remove tags; tags the run does not have are ignored."""
         removed = [tag for tag in dict.fromkeys(_tag_list(tags, "remove_tags()")) if tag in self._tags]
         if removed:
-            self._append_all([(journal.TAGS, time.time(), [], removed)], "remove_tags()")
+            self._append_all([journal.Tags.new(time.time(), [], removed)], "remove_tags()")
             for tag in removed:
                 del self._tags[tag]
 
@@ -251,7 +255,7 @@ class Run:
         check_metric_key(metric_name)
         if mode not in PRIMARY_MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)], "set_primary_metric()")
+        self._append_all([journal.Primary.new(time.time(), metric_name, mode)], "set_primary_metric()")
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
@@ -270,13 +274,12 @@ class Run:
         step = max(self._step - 1, 0) if step is None else _check_step(step)
         if self._ended:  # before the encoding work; _append_all checks again under the lock
             raise RunClosedError(self._closed_message())
-        from .. import blobs
         from . import media
 
         encoded = media.encode_png(image)
-        name = blobs.put_bytes(self._store_dir, encoded.png, "png")
+        name = self._blobs.put_bytes(encoded.png, "png")  # before the record: a record never names a missing blob
         self._append_all(
-            [(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)], "log_image()"
+            [journal.Image.new(time.time(), key, step, caption, name, encoded.width, encoded.height)], "log_image()"
         )
 
     def _append_all(self, records: list[tuple[Any, ...]], what: str) -> None:
@@ -391,7 +394,7 @@ class Run:
             # The END record makes the ending durable: whoever applies the journal (our drain, or a
             # later process replaying it after a crash) closes the writer with this status.
             with self._lock:
-                self._journal.append(self._capture_packer.pack((journal.END, time.time(), status, reason)))
+                self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
             self._journal.close()
             self._wait_until_stored(status, FINISH_TIMEOUT_S if timeout is None else timeout)
         finally:

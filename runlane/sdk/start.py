@@ -6,7 +6,7 @@ import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .. import lineage
 from ..config import Settings
@@ -24,6 +24,9 @@ from .capture.context import RunCapture, check_options
 from .noop import NoOpRun
 from .run import Run, _tag_list
 from .values import plain_mapping
+
+if TYPE_CHECKING:
+    from ..blobs import BlobSink
 
 _enabled = True
 
@@ -147,8 +150,9 @@ def init(
     if not _enabled or settings.mode == "disabled":
         return NoOpRun(project_name, name, config_values, tag_values)
 
+    blobs = blob_sink(settings)
     # Claims the console and checks the snapshot's limits: may refuse the run before it exists.
-    capture = RunCapture(options, settings.dir)
+    capture = RunCapture(options, settings.dir, blobs)
     capture.prepare()
     try:
         store_writer = writers.acquire(settings.dir)
@@ -215,6 +219,7 @@ def init(
         journal_file=journal_file,
         next_step=attached.next_step,
         store_dir=settings.dir,
+        blobs=blobs,
         capture=capture,
         owner=attached.owner,
     )
@@ -235,6 +240,18 @@ def init(
         if tag_values:
             run.add_tags(tag_values)
     return run
+
+
+def blob_sink(settings: Settings) -> BlobSink:
+    """Where this process's runs put their blobs (images, code snapshots, environment captures).
+
+    The SDK's one seam for blobs: a run and its capture threads write blobs only through what this
+    returns. For the embedded store, the store directory's blobs; a remote store returns a sink that
+    keeps blobs in the spool for the writer to upload before the records that name them.
+    """
+    from ..blobs import LocalBlobs
+
+    return LocalBlobs(settings.dir)
 
 
 class _Fork(NamedTuple):

@@ -1,6 +1,6 @@
 """Stores: the only code that touches a database. Backends are chosen by URL and imported lazily.
 
-Import rule: ``store`` may import ``runlane.entities``, ``errors``, ``naming``, ``statuses``, ``wire``,
+Import rule: ``store`` may import ``runlane.entities``, ``errors``, ``naming``, ``statuses``, ``wire``, ``blobs``,
 ``journal``; never ``runlane.sdk``. A SQLite user never imports a PostgreSQL or HTTP driver.
 """
 

@@ -10,10 +10,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 from .. import downsample
-from ..entities import Bucket, History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint
+from ..entities import (
+    Bucket,
+    History,
+    ImageInfo,
+    LogLine,
+    ProjectInfo,
+    RunFile,
+    RunInfo,
+    SystemPoint,
+    SystemSample,
+)
 from ..lineage import Node, Segment, segments
 from ..naming import RunRef
 
@@ -222,12 +232,40 @@ class Store(ABC):
         return downsample.buckets(pieces, count, start, end)
 
     @abstractmethod
-    def logs(self, run_id: int) -> list[LogLine]:
-        """The run's text log lines in the order they were written."""
+    def logs(
+        self,
+        run_id: int,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        search: str | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> list[LogLine]:
+        """The run's text log lines in the order they were written, each with its ``id``.
+
+        ``after`` is a cursor: only lines written after the line with that id (a reader tailing a live
+        run passes the last id it got and receives every later line exactly once, because ids increase
+        in the order lines are committed). ``limit`` caps how many come back; ``search`` keeps lines that
+        contain it, ignoring ASCII case; ``streams`` keeps lines of those streams (``stdout``, ``stderr``,
+        ``log``). Arguments are checked by the caller (``runlane.api``).
+        """
 
     @abstractmethod
+    def system_samples(
+        self, run_id: int, key: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        """System metric samples of a run (only ``key`` if given) in the order they were committed, each
+        with its ``id``: a cursor for ``after`` as in ``logs``."""
+
     def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
-        """System metric samples of a run per ``sys/...`` key (only ``key`` if given), in time order."""
+        """System metric samples of a run per ``sys/...`` key (only ``key`` if given), keys sorted, each
+        key's samples in time order (samples of one time in the order they were committed)."""
+        out: dict[str, list[SystemPoint]] = {}
+        for sample in self.system_samples(run_id, key):
+            out.setdefault(sample.key, []).append(SystemPoint(sample.time, sample.value))
+        for points in out.values():
+            points.sort(key=lambda point: point.time)  # stable: ties keep commit order
+        return dict(sorted(out.items()))
 
     @abstractmethod
     def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
@@ -236,6 +274,23 @@ class Store(ABC):
     @abstractmethod
     def run_file(self, run_id: int, kind: str) -> RunFile | None:
         """The latest run-level file of ``kind`` (``environment``, ``code``), or None if none was recorded."""
+
+    # -- blobs: content-addressed files (see runlane.blobs) ------------------------------------
+
+    @abstractmethod
+    def put_blob(self, data: bytes, ext: str) -> str:
+        """Store ``data`` as a blob named by its sha256 and ``ext`` (``png``, ``json``, ``zip``) and return the
+        name. Idempotent: the same bytes give the same name and are stored once."""
+
+    @abstractmethod
+    def open_blob(self, name: str) -> BinaryIO:
+        """The blob ``name`` opened for reading (the caller closes it). ``ValueError`` for a string that is
+        not a blob name (nothing else ever reaches a path), ``StoreError`` if the store does not hold it."""
+
+    def read_blob(self, name: str) -> bytes:
+        """The bytes of the blob ``name`` (see ``open_blob``)."""
+        with self.open_blob(name) as blob:
+            return blob.read()
 
     @abstractmethod
     def close(self) -> None:

@@ -7,6 +7,7 @@ journal the same way.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,18 @@ def _add_metric_group(
             cols.stages += stages
 
 
+_METRICS = journal.fields(journal.Metrics, "time", "step", "stage", "values")
+_TEXT = journal.fields(journal.Text, "time", "stream", "text")
+_SUMMARY = journal.fields(journal.Summary, "time", "values")
+_CONFIG = journal.fields(journal.Config, "time", "values")
+_TAGS = journal.fields(journal.Tags, "time", "added", "removed")
+_PRIMARY = journal.fields(journal.Primary, "time", "name", "mode")
+_SYSTEM = journal.fields(journal.System, "time", "values")
+_IMAGE = journal.fields(journal.Image, "time", "key", "step", "caption", "blob", "width", "height")
+_FILE = journal.fields(journal.File, "time", "file_kind", "blob", "meta")
+_END = journal.fields(journal.End, "time", "status", "reason")
+
+
 def _storable(key: str, cols: Columns) -> Columns:
     # log() refuses such steps; a journal written before it did (or by another client) may still hold
     # them, and one unstorable point must not keep every later reader from replaying the rest.
@@ -71,8 +84,8 @@ def _storable(key: str, cols: Columns) -> Columns:
     return kept
 
 
-def plan(records: list[list[Any]]) -> RunChanges:
-    """Group records into per-series columns and run-level updates."""
+def plan(records: Sequence[Sequence[Any]]) -> RunChanges:
+    """Group records (arrays in the shapes of ``runlane.journal``) into per-series columns and run-level updates."""
     changes = RunChanges()
     series = changes.series
     keys: tuple[str, ...] = ()
@@ -82,42 +95,48 @@ def plan(records: list[list[Any]]) -> RunChanges:
     stages: list[str | None] = []
     last_time = None
     for record in records:
-        kind = record[0]
-        last_time = record[1]
+        kind = record[0]  # every record starts with its type
         if kind == journal.METRICS:
-            data = record[4]
+            last_time, step, stage, data = _METRICS(record)
             record_keys = tuple(data)
             if record_keys != keys:
                 if rows:
                     _add_metric_group(series, keys, rows, steps, times, stages)
                 keys, rows, steps, times, stages = record_keys, [], [], [], []
             rows.append(tuple(data.values()))
-            steps.append(record[2])
+            steps.append(step)
             times.append(last_time)
-            stages.append(record[3])
+            stages.append(stage)
         elif kind == journal.TEXT:
-            stream, text = record[2], record[3]
+            last_time, stream, text = _TEXT(record)
             changes.lines.extend((last_time, stream, line) for line in split_lines(text))
         elif kind == journal.SUMMARY:
-            changes.summary.update(record[2])
+            last_time, values = _SUMMARY(record)
+            changes.summary.update(values)
         elif kind == journal.CONFIG:
-            changes.config_updates.append(record[2])
+            last_time, values = _CONFIG(record)
+            changes.config_updates.append(values)
         elif kind == journal.TAGS:
-            changes.tag_ops.append((list(record[2]), list(record[3])))
+            last_time, added, removed = _TAGS(record)
+            changes.tag_ops.append((list(added), list(removed)))
         elif kind == journal.PRIMARY:
-            changes.primary = (record[2], record[3])
+            last_time, name, mode = _PRIMARY(record)
+            changes.primary = (name, mode)
         elif kind == journal.SYSTEM:
-            changes.system.extend((key, last_time, value) for key, value in record[2].items())
+            last_time, values = _SYSTEM(record)
+            changes.system.extend((key, last_time, value) for key, value in values.items())
         elif kind == journal.IMAGE:
-            key, step, caption, blob, width, height = record[2:]
+            last_time, key, step, caption, blob, width, height = _IMAGE(record)
             if in_range(step):
                 changes.images.append((key, step, caption, blob, width, height, last_time))
             else:
                 log.warning("runlane: dropped image %r at step %s, outside the steps a store can hold", key, step)
         elif kind == journal.FILE:
-            changes.files[record[2]] = (record[3], last_time, record[4])  # the latest file of a kind wins
+            last_time, file_kind, blob, meta = _FILE(record)
+            changes.files[file_kind] = (blob, last_time, meta)  # the latest file of a kind wins
         elif kind == journal.END:
-            changes.end = (record[2], record[3])
+            last_time, status, reason = _END(record)
+            changes.end = (status, reason)
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
     for key, given in list(series.items()):

@@ -171,6 +171,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE run_writers ADD COLUMN owner INTEGER NOT NULL DEFAULT 1
         """,
     ),
+    Migration(
+        "0004_system_point_ids",
+        # A stable id per system sample, the cursor of paged reads (a reader tailing a live run asks for
+        # the samples after the last id it got). The implicit rowid is no cursor: VACUUM may renumber the
+        # rowids of a table without an INTEGER PRIMARY KEY. Existing samples keep their rowid as id.
+        """
+        CREATE TABLE system_points_v4 (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            time REAL NOT NULL,
+            value REAL
+        );
+        INSERT INTO system_points_v4 (id, run_id, key, time, value)
+            SELECT rowid, run_id, key, time, value FROM system_points;
+        DROP TABLE system_points;
+        ALTER TABLE system_points_v4 RENAME TO system_points;
+        CREATE INDEX system_points_by_run ON system_points(run_id, key, time);
+        CREATE INDEX system_points_by_run_id ON system_points(run_id, id);
+        """,
+    ),
 )
 
 

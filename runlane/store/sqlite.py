@@ -19,10 +19,21 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .. import wire
-from ..entities import History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint, WriterInfo
+from ..blobs import LocalBlobs
+from ..entities import (
+    History,
+    ImageInfo,
+    LogLine,
+    ProjectInfo,
+    RunFile,
+    RunInfo,
+    SystemPoint,
+    SystemSample,
+    WriterInfo,
+)
 from ..errors import (
     DeletionRefusedError,
     OffsetConflictError,
@@ -179,6 +190,7 @@ class SQLiteStore(Store):
     def __init__(self, dir: Path, *, create: bool = True, allow_read_only: bool = False) -> None:
         self.dir = Path(dir)
         self.path = self.dir / DB_NAME
+        self.blobs = LocalBlobs(self.dir)
         exists = self.path.exists()
         if not create and not exists:
             raise StoreNotFoundError(
@@ -692,35 +704,71 @@ class SQLiteStore(Store):
         ).fetchone()
         return f"{key}-{seq}"
 
-    def logs(self, run_id: int) -> list[LogLine]:
+    def logs(
+        self,
+        run_id: int,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        search: str | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> list[LogLine]:
+        clauses: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        if streams is not None:
+            clauses.append(f"stream IN ({','.join('?' * len(streams))})")
+            params += streams
+        if search:
+            # LIKE ignores ASCII case; the pattern's own wildcards are escaped so the search is a substring.
+            clauses.append("text LIKE ? ESCAPE '\\'")
+            params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         rows = self.conn.execute(
-            "SELECT time, stream, text FROM log_lines WHERE run_id = ? ORDER BY id", (run_id,)
+            f"SELECT time, stream, text, id FROM log_lines WHERE {' AND '.join(clauses)} ORDER BY id"
+            + (" LIMIT ?" if limit is not None else ""),
+            [*params, limit] if limit is not None else params,
         ).fetchall()
         return list(map(LogLine._make, rows))
 
+    def system_samples(
+        self, run_id: int, key: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        clauses: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        rows = self.conn.execute(
+            f"SELECT key, time, value, id FROM system_points WHERE {' AND '.join(clauses)} ORDER BY id"
+            + (" LIMIT ?" if limit is not None else ""),
+            [*params, limit] if limit is not None else params,
+        ).fetchall()
+        # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
+        return [SystemSample(name, at, math.nan if value is None else value, i) for name, at, value, i in rows]
+
     def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
+        # The base class's grouping of system_samples, in SQL: a long run has hundreds of thousands of samples.
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
         out: dict[str, list[SystemPoint]] = {}
-        # rowid breaks ties between samples with the same time (two processes attached to one run).
+        # id breaks ties between samples with the same time (two processes attached to one run).
         for name, at, value in self.conn.execute(
-            f"SELECT key, time, value FROM system_points WHERE {where} ORDER BY key, time, rowid", params
+            f"SELECT key, time, value FROM system_points WHERE {where} ORDER BY key, time, id", params
         ):
-            # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
             out.setdefault(name, []).append(SystemPoint(at, math.nan if value is None else value))
         return out
 
     def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
-        from ..blobs import blob_path  # read paths only: writers never need it
-
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
         rows = self.conn.execute(
             f"SELECT key, step, caption, blob, width, height, time FROM images WHERE {where} ORDER BY step, id",
             params,
         ).fetchall()
-        return [
-            ImageInfo(name, step, caption, blob_path(self.dir, blob), width, height, at)
-            for name, step, caption, blob, width, height, at in rows
-        ]
+        return list(map(ImageInfo._make, rows))
 
     def run_file(self, run_id: int, kind: str) -> RunFile | None:
         row = self.conn.execute(
@@ -728,9 +776,13 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        from ..blobs import blob_path
+        return RunFile(kind, row[0], row[1], wire.loads(row[2]))
 
-        return RunFile(kind, blob_path(self.dir, row[0]), row[1], wire.loads(row[2]))
+    def put_blob(self, data: bytes, ext: str) -> str:
+        return self.blobs.put_bytes(data, ext)
+
+    def open_blob(self, name: str) -> BinaryIO:
+        return self.blobs.open(name)
 
     def resolve(self, ref: RunRef) -> int:
         """The numeric id of the run ``ref`` names (``RunNotFoundError`` if none)."""
