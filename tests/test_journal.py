@@ -144,6 +144,7 @@ AS_WRITTEN_BEFORE: list[tuple[tuple[object, ...], journal.Record]] = [
     ((journal.IMAGE, 1.5, "img", 2, None, PNG, 4, 3), journal.Image.new(1.5, "img", 2, None, PNG, 4, 3)),
     ((journal.SYSTEM, 1.5, {"sys/cpu_percent": 50.0}), journal.System.new(1.5, {"sys/cpu_percent": 50.0})),
     ((journal.FILE, 1.5, "code", ZIP, {"files": 2}), journal.File.new(1.5, "code", ZIP, {"files": 2})),
+    ((journal.END, 1.5, "finished", None), journal.End.new(1.5, "finished", None)),
 ]  # fmt: skip
 
 
@@ -170,7 +171,7 @@ def test_a_journal_written_before_the_shapes_replays_by_field_name(tmp_path: Pat
     assert [tuple(record) for record in records] == [tuple(shaped) for _, shaped in AS_WRITTEN_BEFORE]
     step, values = journal.fields(journal.Metrics, "step", "values")(records[0])
     assert (step, values) == (3, {"loss": 0.25, "n": 7})
-    assert journal.fields(journal.File, "file_kind")(records[-1]) == "code"
+    assert journal.fields(journal.File, "file_kind")(records[journal.FILE]) == "code"  # listed in type order
     assert {journal.record_time(record) for record in records} == {1.5}
     assert not journal.is_record([journal.TEXT, 1.0, "log"])  # one element short
     assert not journal.is_record([99, 1.0])

@@ -228,7 +228,13 @@ class StoreWriter:
             if writer is None:  # the drain applied the END record already
                 journal.unlink(missing_ok=True)
                 return True
-            replay = replay_journal(self._store, writer, journal, deadline=deadline)
+            try:
+                replay = replay_journal(self._store, writer, journal, deadline=deadline)
+            except FileNotFoundError:
+                # The drain applied the END record and deleted the journal while we were on our way.
+                if any(w.id == writer_id for w in self._store.open_writers()):
+                    raise
+                return True
             if replay.damaged:
                 kept = f"{replay.note}; the records after it are not in the store"
                 self._store.close_writer(writer_id, status=None if ending is None else FAILED, reason=kept)
