@@ -128,6 +128,14 @@ print('{{"ms": %f}}' % elapsed)
 """
 
 
+IMPORT_ONLY = """
+import time
+t = time.perf_counter()
+import runlane
+print('{{"ms": %f}}' % ((time.perf_counter() - t) * 1000))
+"""
+
+
 def measure(code: str, tree: Path, **values: object) -> dict[str, float]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(tree)
@@ -192,8 +200,7 @@ def bench_tree(label: str, tree: Path, work: Path, quick: bool) -> list[list[str
     measure(FIRST_INIT, tree, store=str(store))  # the store exists, as on every run but the first
     first = median_of(FIRST_INIT, tree, 3 if quick else 9, "ms", store=str(store))
     import_only = median_of(
-        "import time\nt = time.perf_counter()\nimport runlane\n"
-        "print('{{\"ms\": %f}}' % ((time.perf_counter() - t) * 1000))",
+        IMPORT_ONLY,
         tree,
         3 if quick else 9,
         "ms",

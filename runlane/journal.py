@@ -39,6 +39,7 @@ PRIMARY = 5
 IMAGE = 6
 SYSTEM = 7
 FILE = 8
+END = 9
 
 
 # -- the record shapes: the only place that knows the order of a record's elements ------------------
@@ -170,7 +171,21 @@ class File(NamedTuple):
         return cls(FILE, time, file_kind, blob, meta)
 
 
-Record = Metrics | Text | Summary | Config | Tags | Primary | Image | System | File
+class End(NamedTuple):
+    """The last record of a journal: its writer is done. ``status`` (None for ``close()``) ends the run;
+    whoever applies the journal, the drain or a later process replaying it, closes the writer with it."""
+
+    kind: int
+    time: float
+    status: str | None
+    reason: str | None
+
+    @classmethod
+    def new(cls, time: float, status: str | None, reason: str | None) -> End:
+        return cls(END, time, status, reason)
+
+
+Record = Metrics | Text | Summary | Config | Tags | Primary | Image | System | File | End
 SHAPES: dict[int, type[Record]] = {
     METRICS: Metrics,
     TEXT: Text,
@@ -181,6 +196,7 @@ SHAPES: dict[int, type[Record]] = {
     IMAGE: Image,
     SYSTEM: System,
     FILE: File,
+    END: End,
 }
 RECORD_TYPES = frozenset(SHAPES)
 _ARITY = {kind: len(shape._fields) for kind, shape in SHAPES.items()}

@@ -16,11 +16,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import StoreError
+from . import journal
+from .errors import OffsetConflictError, StoreUnavailableError
 from .journal import JournalCorruptError, JournalReader, record_time
 from .liveness import writer_is_alive
 from .logs import log
 from .store.base import OpenWriter, Store
+
+# Bounded so that a long backlog is replayed in constant memory (records as Python objects are ~10x the bytes).
+REPLAY_BATCH_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -33,19 +37,28 @@ class RecoveryReport:
 class Replay:
     note: str | None = None  # what could not be read, if anything
     last_time: float | None = None  # wall time of the last record replayed
+    ended: bool = False  # the journal's END record was applied: its writer closed the way it meant to
+    complete: bool = False  # every complete record of the file is in the store
     damaged: bool = False  # records past the damage are only in the journal: keep it
 
 
-def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
-    """Ingest a dead writer's journal from its committed offset."""
+def replay_journal(
+    store: Store, writer: OpenWriter, path: Path, *, deadline: float | None = None, retry_max_s: float = 5.0
+) -> Replay:
+    """Ingest a writer's journal from its committed offset to the end of the file.
+
+    With a ``deadline`` (``time.monotonic()``), transient store errors are retried with back-off until
+    then, and ``Replay.complete`` says whether the end was reached; without one they propagate.
+    """
     offset = writer.offset
     result = Replay()
+    delay = 0.0
     while True:
         reader = JournalReader(path, offset)
         try:
             while True:
                 try:
-                    batch = reader.read()
+                    batch = reader.read(REPLAY_BATCH_BYTES)
                 except JournalCorruptError as exc:
                     log.warning("%s; the records after it are skipped and the journal is kept", exc)
                     result.note = (
@@ -55,19 +68,25 @@ def replay_journal(store: Store, writer: OpenWriter, path: Path) -> Replay:
                     result.damaged = True
                     return result
                 if not batch.records:
+                    result.complete = True
                     return result
                 try:
                     store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
-                except StoreError:
-                    # Another process is replaying the same journal and committed a batch that does not
-                    # line up with ours: continue from what the store now holds.
-                    current = {w.id: w for w in store.open_writers()}.get(writer.id)
-                    if current is None or current.offset == offset:
-                        raise
-                    offset = current.offset
+                except OffsetConflictError as exc:
+                    # Another process (the writer's drain, another reader) is applying the same journal
+                    # and committed a batch that does not line up with ours: go on from there.
+                    offset = exc.committed
                     break
+                except StoreUnavailableError:
+                    if deadline is None or time.monotonic() >= deadline:
+                        raise
+                    delay = min(retry_max_s, max(0.05, delay * 2), max(0.0, deadline - time.monotonic()))
+                    time.sleep(delay)
+                    break  # offer the same records again
+                delay = 0.0
                 offset = batch.end
                 result.last_time = record_time(batch.records[-1])
+                result.ended = result.ended or batch.records[-1][0] == journal.END
         finally:
             reader.close()
 
@@ -99,6 +118,10 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
             replay = replay_journal(store, writer, path)
         elif writer.offset > 0:
             replay.note = "journal file missing"
+        if replay.ended:  # it finished or closed in time to write its END record; only its drain was late
+            path.unlink(missing_ok=True)
+            report.replayed_writers.append(writer.id)
+            continue
         note = replay.note
         who = f"process {writer.pid} on {writer.host}"
         reason = f"{who} exited without finishing the run" + (f" ({note})" if note else "")

@@ -347,7 +347,9 @@ def test_a_damaged_journal_of_a_dead_writer_is_kept_and_the_reason_says_so(store
         print(run.id, flush=True)
         os._exit(1)
     """
-    result = run_script(code, store_dir)
+    # A drain thread dies with its process (as a drain process killed with it would): the journal is left
+    # for the next reader, and damaged before it comes.
+    result = run_script(code, store_dir, env=script_env(store_dir, RUNLANE_DRAIN="thread"))
     run_id = int(result.stdout)
     [journal_path] = _journals(store_dir)
     with open(journal_path, "ab") as out:

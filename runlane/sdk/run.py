@@ -40,6 +40,7 @@ MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
 MAX_CAPTION = 4096
+FINISH_TIMEOUT_S = 120.0  # how long finish() waits for the store by default
 CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
@@ -337,25 +338,28 @@ class Run:
 
     # -- ending ---------------------------------------------------------------------------------
 
-    def finish(self, status: str | None = None) -> None:
+    def finish(self, status: str | None = None, *, timeout: float | None = None) -> None:
         """End the run: drain everything into the store, stop background work, set the final status
         (default ``finished``) and write the best primary-metric value into the summary.
 
+        Waits at most ``timeout`` seconds (default ``FINISH_TIMEOUT_S``) for the store to take what is
+        still in the journal; past that it warns how much is unsent and where, and returns: the drain
+        goes on, and whatever it cannot deliver is replayed by the next process that opens the store.
         Idempotent; after ``close()`` it does nothing.
         """
         final = FINISHED if status is None else normalize_status(status)
-        self._end(final, None)
+        self._end(final, None, timeout)
 
-    def close(self) -> None:
+    def close(self, *, timeout: float | None = None) -> None:
         """Release local resources without changing the run's status (for side processes attached to
         a run another process will finish). Unregisters the exit hook. Idempotent."""
-        self._end(None, None)
+        self._end(None, None, timeout)
 
     def _end_automatically(self, status: str, reason: str | None) -> None:
         """An end this process did not ask for by name (exit, exception, signal, ``with``): the run's owner
         ends the run with ``status``; a side process only closes its writer, noting why."""
         if self._owner:
-            self._end(status, reason)
+            self._end(status, reason, None)
         else:
             self._end(None, reason if reason is not None else f"the side process ended ({status})")
 
@@ -371,7 +375,7 @@ class Run:
             self._step,
         )
 
-    def _end(self, status: str | None, reason: str | None) -> None:
+    def _end(self, status: str | None, reason: str | None, timeout: float | None = None) -> None:
         with self._lock:
             if self._ended:
                 return
@@ -387,12 +391,28 @@ class Run:
                 except Exception:  # the run must still end; what was captured so far is in the journal
                     _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
                 self._append_ending_records()
-            self._writer.unfollow(self._writer_id, status, reason)
+            # The END record makes the ending durable: whoever applies the journal (our drain, or a
+            # later process replaying it after a crash) closes the writer with this status.
+            with self._lock:
+                self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
+            self._journal.close()
+            self._wait_until_stored(status, FINISH_TIMEOUT_S if timeout is None else timeout)
         finally:
             self._journal.close()
             release(self._writer)
         if status is not None:
             self._status = status
+
+    def _wait_until_stored(self, status: str | None, timeout: float) -> None:
+        if not self._writer.complete(self._writer_id, self._journal.path, status, timeout):
+            _log.warning(
+                "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
+                "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
+                self._info.display_id,
+                timeout,
+                self._journal.path,
+                f"{self._journal.size:,}",
+            )
 
     def _closed_message(self) -> str:
         how = "was closed" if self._ended_status is None else f"has ended ({self._ended_status})"

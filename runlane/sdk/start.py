@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .. import lineage
 from ..config import Settings
-from ..journal import SUFFIX, JournalFile
+from ..drain.protocol import journal_name as journal_name_for
+from ..journal import JournalFile
 from ..liveness import current_pid_namespace, host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
 from ..recovery import recover
@@ -159,7 +160,7 @@ def init(
         capture.stop()
         raise
     writer_id = os.urandom(16).hex()
-    journal_name = f"journals/{writer_id}{SUFFIX}"
+    journal_name = journal_name_for(os.getpid(), writer_id)
     journal_path = settings.dir / journal_name
     journal_file = None
     try:
@@ -203,7 +204,7 @@ def init(
 
             attached = store_writer.call(create)
         info = attached.info
-        store_writer.follow(writer_id, info.id, journal_path)
+        store_writer.ring()  # the drain process finds the new writer in the store
     except BaseException:
         capture.stop()
         if journal_file is not None:

@@ -31,6 +31,7 @@ class RunChanges:
     images: list[tuple[str, int, str | None, str, int, int, float]] = field(default_factory=list)
     files: dict[str, tuple[str, float, dict[str, Any]]] = field(default_factory=dict)  # kind -> (blob, time, meta)
     last_time: float | None = None
+    end: tuple[str | None, str | None] | None = None  # (status, reason) of the END record, if the batch holds it
 
 
 def split_lines(text: str) -> list[str]:
@@ -70,6 +71,7 @@ _PRIMARY = journal.fields(journal.Primary, "time", "name", "mode")
 _SYSTEM = journal.fields(journal.System, "time", "values")
 _IMAGE = journal.fields(journal.Image, "time", "key", "step", "caption", "blob", "width", "height")
 _FILE = journal.fields(journal.File, "time", "file_kind", "blob", "meta")
+_END = journal.fields(journal.End, "time", "status", "reason")
 
 
 def _storable(key: str, cols: Columns) -> Columns:
@@ -132,6 +134,9 @@ def plan(records: Sequence[Sequence[Any]]) -> RunChanges:
         elif kind == journal.FILE:
             last_time, file_kind, blob, meta = _FILE(record)
             changes.files[file_kind] = (blob, last_time, meta)  # the latest file of a kind wins
+        elif kind == journal.END:
+            last_time, status, reason = _END(record)
+            changes.end = (status, reason)
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
     for key, given in list(series.items()):

@@ -36,11 +36,13 @@ from ..entities import (
 )
 from ..errors import (
     DeletionRefusedError,
+    OffsetConflictError,
     ProjectNotFoundError,
     RunNotFoundError,
     StoreCorruptError,
     StoreError,
     StoreNotFoundError,
+    StoreUnavailableError,
 )
 from ..lineage import Node
 from ..liveness import writer_is_alive
@@ -238,13 +240,17 @@ class SQLiteStore(Store):
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"could not lock the store {self.path} for writing: {exc}") from exc
+            raise StoreUnavailableError(f"could not lock the store {self.path} for writing: {exc}") from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                # Locked for too long, disk full, an I/O error: the same write can succeed later.
+                raise StoreUnavailableError(f"could not write to the store {self.path}: {exc}") from exc
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -360,21 +366,23 @@ class SQLiteStore(Store):
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
         with self._transaction() as conn:
-            row = conn.execute("SELECT journal_offset FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+            row = conn.execute("SELECT journal_offset, run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
             if row is None:
                 raise StoreError(f"writer {writer_id} is not registered in this store")
+            if row[1] != run_id:
+                raise StoreError(f"writer {writer_id} writes to run {row[1]}, not to run {run_id}")
             if row[0] >= end:
                 return False
             if row[0] != start:
-                raise StoreError(
-                    f"journal of writer {writer_id}: the store holds records up to byte {row[0]}, "
-                    f"this batch starts at byte {start}"
-                )
+                raise OffsetConflictError(writer_id, row[0], start)
             self._apply(conn, run_id, changes)
             conn.execute(
                 "UPDATE run_writers SET journal_offset = ?, last_record_at = coalesce(?, last_record_at) WHERE id = ?",
                 (end, changes.last_time, writer_id),
             )
+            if changes.end is not None:  # the writer's last record: close it with the data, atomically
+                status, reason = changes.end
+                self._close_writer(conn, writer_id, status, reason, time.time())
         return True
 
     def _apply(self, conn: sqlite3.Connection, run_id: int, changes: ingest_plan.RunChanges) -> None:
@@ -433,17 +441,21 @@ class SQLiteStore(Store):
             )
 
     def close_writer(self, writer_id: str, status: str | None = None, reason: str | None = None) -> None:
-        now = time.time()
         with self._transaction() as conn:
-            row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"writer {writer_id} is not registered in this store")
-            conn.execute(
-                "UPDATE run_writers SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
-                (now, reason, writer_id),
-            )
-            if status is not None:
-                self._end_run(conn, row[0], normalize_status(status), reason, now)
+            self._close_writer(conn, writer_id, status, reason, time.time())
+
+    def _close_writer(
+        self, conn: sqlite3.Connection, writer_id: str, status: str | None, reason: str | None, now: float
+    ) -> None:
+        row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"writer {writer_id} is not registered in this store")
+        conn.execute(
+            "UPDATE run_writers SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
+            (now, reason, writer_id),
+        )
+        if status is not None:
+            self._end_run(conn, row[0], normalize_status(status), reason, now)
 
     def _end_run(self, conn: sqlite3.Connection, run_id: int, status: str, reason: str | None, at: float) -> None:
         ended_at = at if status in TERMINAL else None
