@@ -11,6 +11,7 @@ import copy
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,9 +23,9 @@ from ..errors import RunClosedError
 from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
-from ..statuses import FAILED, FINISHED, KILLED, normalize_status
+from ..statuses import FINISHED, normalize_status
 from ..store.ingest import split_lines
-from . import hooks
+from . import ending, hooks
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
 
@@ -75,7 +76,9 @@ class Run:
         self._lock = threading.RLock()
         self._ended = False
         self._ended_status: str | None = None
+        self._late_end: tuple[str, str | None] | None = None  # set by a fatal signal while the run ends
         self._owner_pid = os.getpid()
+        _runs.add(self)
         hooks.register(self)
 
     # -- identity -------------------------------------------------------------------------------
@@ -336,6 +339,10 @@ class Run:
     def _end_automatically(self, status: str, reason: str | None) -> None:
         self._end(status, reason)
 
+    def _end_with(self, status: str, reason: str | None) -> None:
+        """Make an end in progress set ``status`` instead (a SIGTERM arrived while it drains)."""
+        self._late_end = (status, reason)
+
     def _end(self, status: str | None, reason: str | None) -> None:
         with self._lock:
             if self._ended:
@@ -345,19 +352,28 @@ class Run:
         hooks.unregister(self)
         if os.getpid() != self._owner_pid:
             return  # a forked child: the parent owns the writer, the journal and the capture threads
-        try:
-            if self._capture is not None:
-                try:
-                    self._capture.stop()  # before draining: the last console lines and samples are stored
-                except Exception:  # the run must still end; what was captured so far is in the journal
-                    _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
-                self._append_ending_records()
-            self._writer.unfollow(self._writer_id, status, reason)
-        finally:
-            self._journal.close()
-            release(self._writer)
-        if status is not None:
-            self._status = status
+        settled: list[str | None] = []
+
+        def settle() -> tuple[str | None, str | None]:
+            # Asked on the writer thread once the journal is drained, so a signal during the drain still counts.
+            final = self._late_end if status is not None and self._late_end is not None else (status, reason)
+            settled.append(final[0])
+            return final
+
+        with hooks.ending_run(self):
+            try:
+                if self._capture is not None:
+                    try:
+                        self._capture.stop()  # before draining: the last console lines and samples are stored
+                    except Exception:  # the run must still end; what was captured so far is in the journal
+                        _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+                    self._append_ending_records()
+                self._writer.unfollow(self._writer_id, settle)
+            finally:
+                self._journal.close()
+                release(self._writer)
+            if settled and settled[-1] is not None:
+                self._status = settled[-1]
 
     def _closed_message(self) -> str:
         how = "was closed" if self._ended_status is None else f"has ended ({self._ended_status})"
@@ -367,14 +383,23 @@ class Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc is None:
-            self._end(FINISHED, None)
-        elif isinstance(exc, KeyboardInterrupt):
-            self._end(KILLED, "KeyboardInterrupt")
-        elif isinstance(exc, SystemExit) and exc.code in (None, 0):
-            self._end(FINISHED, None)
-        else:
-            self._end(FAILED, hooks.describe(exc))
+        self._end(*hooks.outcome(ending.ending_of(exc)))
+
+
+# Every Run of this process, for the fork handler below.
+_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    # A forked child has one thread. A run lock another thread of the parent held at the fork (inside log(),
+    # or a capture thread recording) would never be released there, and the child's next write would wait
+    # forever: give every run a fresh one. The journal needs no lock (one O_APPEND write per record).
+    for run in list(_runs):
+        run._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def _check_step(step: Any) -> int:

@@ -96,9 +96,10 @@ class StoreWriter:
 
         self.call(add)
 
-    def unfollow(self, writer_id: str, status: str | None, reason: str | None) -> None:
-        """Drain a journal completely, close the writer in the store (ending the run with ``status``
-        if given) and delete the journal, whose every record is now in the store."""
+    def unfollow(self, writer_id: str, settle: Callable[[], tuple[str | None, str | None]]) -> None:
+        """Drain a journal completely, close the writer in the store (ending the run with the status that
+        ``settle()`` returns once the journal is drained, if not None) and delete the journal, whose every
+        record is now in the store."""
 
         def finish(store: Store) -> None:
             tail = self._tails[writer_id]
@@ -106,6 +107,7 @@ class StoreWriter:
                 pass
             if not tail.reader.at_end():
                 raise RuntimeError(f"journal {tail.path} holds an unreadable record; it was kept for inspection")
+            status, reason = settle()
             store.close_writer(writer_id, status=status, reason=reason)
             del self._tails[writer_id]
             tail.reader.close()
