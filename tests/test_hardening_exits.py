@@ -169,7 +169,7 @@ SURVIVED = {
     """,
     "sigterm-handled-by-the-user": """
         import os
-        os.kill(os.getpid(), signal.SIGTERM)  # the handler installed before init() returns: handled
+        os.kill(os.getpid(), signal.SIGTERM)  # the user's handler (installed before init(), chained) deals with it
         assert handled.wait(30)
     """,
     "sys-exit-caught": """
