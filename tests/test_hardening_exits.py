@@ -322,7 +322,11 @@ SIGTERM_WHILE_WAITING = """
     import os, signal, sqlite3, sys, threading, time
     import runlane
 
-    def signal_when_main_waits_in(function, lock):
+    # Where the main thread waits for the locked store: init() in its lifecycle call; finish() while it
+    # applies the journal's backlog, before it settles the run's status.
+    WAITS_IN = {"init": ("init", "call"), "finish": ("finish", "catch_up")}
+
+    def signal_when_main_waits_in(functions, lock):
         main = threading.main_thread().ident
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -331,19 +335,20 @@ SIGTERM_WHILE_WAITING = """
             while frame is not None:
                 names.append(frame.f_code.co_name)
                 frame = frame.f_back
-            if function in names and "call" in names:  # inside StoreWriter.call, waiting for the writer
+            if all(function in names for function in functions):
                 os.kill(os.getpid(), signal.SIGTERM)
                 break
             time.sleep(0.01)
-        lock.rollback()  # let the writer go on
+        lock.rollback()  # let the store go on
 
     lock = sqlite3.connect(os.path.join(os.environ["RUNLANE_DIR"], "runlane.db"), check_same_thread=False)
     if sys.argv[1] == "finish":
         run = runlane.init(project="waiting", name="run")
+    lock.execute("BEGIN IMMEDIATE")  # from here the drain cannot apply anything: finish() has a backlog
+    if sys.argv[1] == "finish":
         for step in range(1000):
             run.log({"x": float(step)})
-    lock.execute("BEGIN IMMEDIATE")
-    watcher = threading.Thread(target=signal_when_main_waits_in, args=(sys.argv[1], lock))
+    watcher = threading.Thread(target=signal_when_main_waits_in, args=(WAITS_IN[sys.argv[1]], lock))
     watcher.start()
     if sys.argv[1] == "finish":
         run.finish()

@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass, field
 
 from ...errors import ConsoleBusyError
-from ...journal import TEXT
+from ...journal import Text
 from ...logs import log
 from . import Emit
 from .context import TqdmMode
@@ -198,7 +198,7 @@ class ConsoleCapture:
         if lines and self._emit is not None:
             # One record per read: the lines of one read share its time. The trailing newline keeps a last
             # empty line (ingest drops one trailing empty piece).
-            self._emit([(TEXT, time.time(), stream.name, "\n".join(lines) + "\n")])
+            self._emit([Text.new(time.time(), stream.name, "\n".join(lines) + "\n")])
 
     def _tee(self, stream: _Stream, data: bytes) -> None:
         """Show ``data`` on the original fd, in pieces a pipe takes without blocking once it is writable."""
