@@ -11,6 +11,7 @@ import copy
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +23,10 @@ from ..errors import RunClosedError
 from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
-from ..statuses import FAILED, FINISHED, KILLED, normalize_status
+from ..statuses import FINISHED, normalize_status
 from ..steps import STEP_MAX, as_integer
 from ..store.ingest import split_lines
-from . import hooks
+from . import ending, hooks
 from .values import metric_values, plain_mapping
 from .writer import StoreWriter, release
 
@@ -87,7 +88,9 @@ class Run:
         self._lock = threading.RLock()
         self._ended = False
         self._ended_status: str | None = None
+        self._late_end: tuple[str, str | None] | None = None  # set by a fatal signal while the run ends
         self._owner_pid = os.getpid()
+        _runs.add(self)
         hooks.register(self)
 
     # -- identity -------------------------------------------------------------------------------
@@ -363,6 +366,10 @@ class Run:
         else:
             self._end(None, reason if reason is not None else f"the side process ended ({status})")
 
+    def _end_with(self, status: str, reason: str | None) -> None:
+        """Make an end in progress set ``status`` instead (a SIGTERM arrived while it drains)."""
+        self._late_end = (status, reason)
+
     def _warn_about_implicit_steps(self) -> None:
         self._warn_on_implicit_step = False
         owners = [f"process {w.pid} on {w.host}" for w in self._info.writers if w.owner and w.closed_at is None]
@@ -384,27 +391,39 @@ class Run:
         hooks.unregister(self)
         if os.getpid() != self._owner_pid:
             return  # a forked child: the parent owns the writer, the journal and the capture threads
-        try:
-            if self._capture is not None:
-                try:
-                    self._capture.stop()  # before draining: the last console lines and samples are stored
-                except Exception:  # the run must still end; what was captured so far is in the journal
-                    _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
-                self._append_ending_records()
-            # The END record makes the ending durable: whoever applies the journal (our drain, or a
-            # later process replaying it after a crash) closes the writer with this status.
-            with self._lock:
-                self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
-            self._journal.close()
-            self._wait_until_stored(status, FINISH_TIMEOUT_S if timeout is None else timeout)
-        finally:
-            self._journal.close()
-            release(self._writer)
-        if status is not None:
-            self._status = status
+        with hooks.ending_run(self):
+            try:
+                if self._capture is not None:
+                    try:
+                        self._capture.stop()  # before draining: the last console lines and samples are stored
+                    except Exception:  # the run must still end; what was captured so far is in the journal
+                        _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+                    self._append_ending_records()
+                timeout = FINISH_TIMEOUT_S if timeout is None else timeout
+                deadline = time.monotonic() + timeout
+                if status is not None:
+                    # Apply the journal first and only then settle the status: a SIGTERM that arrives while
+                    # the backlog is applied still makes this run end killed (_end_with), since the status
+                    # is only fixed once the END record is written.
+                    self._writer.catch_up(self._writer_id, self._journal.path, deadline)
+                    if self._late_end is not None:
+                        status, reason = self._late_end
+                        self._ended_status = status
+                # The END record makes the ending durable: whoever applies the journal (our drain, or a
+                # later process replaying it after a crash) closes the writer with this status.
+                with self._lock:
+                    self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
+                self._journal.close()
+                self._wait_until_stored(status, deadline, timeout)
+            finally:
+                self._journal.close()
+                release(self._writer)
+            if status is not None:
+                self._status = status
 
-    def _wait_until_stored(self, status: str | None, timeout: float) -> None:
-        if not self._writer.complete(self._writer_id, self._journal.path, status, timeout):
+    def _wait_until_stored(self, status: str | None, deadline: float, timeout: float) -> None:
+        left = max(0.0, deadline - time.monotonic())
+        if not self._writer.complete(self._writer_id, self._journal.path, status, left):
             _log.warning(
                 "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
                 "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
@@ -422,14 +441,23 @@ class Run:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if exc is None:
-            self._end_automatically(FINISHED, None)
-        elif isinstance(exc, KeyboardInterrupt):
-            self._end_automatically(KILLED, "KeyboardInterrupt")
-        elif isinstance(exc, SystemExit) and exc.code in (None, 0):
-            self._end_automatically(FINISHED, None)
-        else:
-            self._end_automatically(FAILED, hooks.describe(exc))
+        self._end_automatically(*hooks.outcome(ending.ending_of(exc)))
+
+
+# Every Run of this process, for the fork handler below.
+_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+def _new_locks_in_child() -> None:
+    # A forked child has one thread. A run lock another thread of the parent held at the fork (inside log(),
+    # or a capture thread recording) would never be released there, and the child's next write would wait
+    # forever: give every run a fresh one. The journal needs no lock (one O_APPEND write per record).
+    for run in list(_runs):
+        run._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_in_child)
 
 
 def _check_step(step: Any) -> int:

@@ -47,6 +47,7 @@ def _optional_text(value: Any, what: str) -> str | None:
     raise TypeError(f"{what} must be a string, got {type(value).__name__}")
 
 
+@hooks.deferring_signals  # a SIGTERM or Ctrl-C during init() takes effect once the run exists
 def init(
     project: str | None = None,
     name: str | None = None,
@@ -150,6 +151,7 @@ def init(
     if not _enabled or settings.mode == "disabled":
         return NoOpRun(project_name, name, config_values, tag_values)
 
+    hooks.install()  # before anything exists, so that a signal from here on finds the run once it does
     blobs = blob_sink(settings)
     # Claims the console and checks the snapshot's limits: may refuse the run before it exists.
     capture = RunCapture(options, settings.dir, blobs)

@@ -37,6 +37,7 @@ from typing import TypeVar
 
 from ..drain.loop import Drain, Owner, Tunables
 from ..drain.protocol import DOORBELL, active_lock
+from ..errors import StoreUnavailableError
 from ..liveness import host_name, process_start_time
 from ..logs import log
 from ..recovery import recover, replay_journal
@@ -212,6 +213,22 @@ class StoreWriter:
         """Run ``fn(store)`` on this process's connection, one call at a time."""
         with self._lock:
             return fn(self._store)
+
+    def catch_up(self, writer_id: str, journal: Path, deadline: float) -> None:
+        """Apply what the store does not hold yet of a journal, up to the current end of the file, on the
+        caller's thread (no END record yet: a run being ended settles its status after this).
+
+        Best effort before ``complete``: a store that stays unavailable until ``deadline``
+        (``time.monotonic()``) or a damaged journal is left for ``complete`` to report.
+        """
+        with self._lock:
+            writer = next((w for w in self._store.open_writers() if w.id == writer_id), None)
+            if writer is None:
+                return
+            try:
+                replay_journal(self._store, writer, journal, deadline=deadline)
+            except StoreUnavailableError:
+                log.warning("runlane: the store stayed unavailable while %s was applied", journal)
 
     def complete(self, writer_id: str, journal: Path, ending: str | None, timeout: float) -> bool:
         """Apply what the store does not hold yet of a journal that ends with its END record.
