@@ -56,12 +56,16 @@ def new_packer() -> Any:
 class JournalFile:
     """The write end of one journal, owned by one run in one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fd: int | None = None) -> None:
+        """Create (or open) the journal at ``path``; or, given ``fd``, adopt that open journal (the console
+        tee gets its journal open from the training process)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self.fd: int | None = os.open(path, flags, 0o600)
-        self.size = os.fstat(self.fd).st_size
+        if fd is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(path, flags, 0o600)
+        self.fd: int | None = fd
+        self.size = os.fstat(fd).st_size
 
     def append(self, data: bytes) -> None:
         """Append one encoded record with a single write; raise ``JournalWriteError`` if it cannot."""
@@ -92,6 +96,45 @@ class JournalFile:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def hold(fd: int) -> bool:
+    """Mark the journal open on ``fd`` as still being appended to, until every copy of that open file is closed
+    (in whichever processes inherited it): recovery leaves a held journal alone even when the process its
+    writer names is gone. Used where that process is not the one appending: the console tee, which outlives
+    the training process to store its last output. False where the platform or file system has no ``flock``.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    try:
+        # An flock belongs to the open file, not the process: it passes to a child with the fd.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def is_held(path: Path) -> bool:
+    """True while some process still holds the journal at ``path`` (see ``hold``)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:  # missing, or not ours to read: nothing to wait for
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two recoverers checking do not see each other
+    except BlockingIOError:
+        return True
+    except OSError:  # no locks on this file system: cannot tell
+        return False
+    finally:
+        os.close(fd)  # also releases the shared lock
+    return False
 
 
 class JournalBatch(NamedTuple):

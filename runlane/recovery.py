@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import StoreError
-from .journal import JournalCorruptError, JournalReader
+from .journal import JournalCorruptError, JournalReader, is_held
 from .liveness import writer_is_alive
 from .logs import log
 from .store.base import OpenWriter, Store
@@ -71,6 +71,10 @@ def recover(store: Store, store_dir: Path) -> RecoveryReport:
         if writer_is_alive(writer.host, writer.pid, writer.pid_started, writer.heartbeat_at, now):
             continue
         path = store_dir / writer.journal
+        if is_held(path):
+            # Another process still appends to it (the console tee storing a dead process's last output): it
+            # is replayed, and the run ended, once that process has let go.
+            continue
         replay = Replay()
         if path.exists():
             replay = replay_journal(store, writer, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, NamedTuple
@@ -206,7 +207,7 @@ def init(
     # leaves the system metrics to that process, so a run's samples come from one machine.
     capture.sample_system_metrics(not _attached_to_a_live_run(info))
     try:
-        capture.start(run._record, run.display_id)
+        capture.start(run._record, run.display_id, functools.partial(writers.SideJournal, store_writer, spec, info.id))
     except BaseException as exc:
         # The run exists: end it with the reason rather than leave it running without its capture.
         run._end(FAILED, f"could not start capturing the run's context: {hooks.describe(exc)}")

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..journal import JournalReader
+from ..journal import SUFFIX, JournalFile, JournalReader
 from ..logs import log
 from ..recovery import recover
 from ..store import open_store
-from ..store.base import Store
+from ..store.base import Store, WriterSpec
 
 T = TypeVar("T")
 
@@ -88,10 +88,13 @@ class StoreWriter:
             raise call.error
         return call.result  # type: ignore[no-any-return]
 
-    def follow(self, writer_id: str, run_id: int, journal: Path) -> None:
-        """Start tailing a journal whose records belong to ``run_id``."""
+    def follow(self, writer_id: str, run_id: int, journal: Path, register: WriterSpec | None = None) -> None:
+        """Start tailing a journal whose records belong to ``run_id``; with ``register``, first add that writer
+        to the run (another journal of this process for a run it writes, see ``SideJournal``)."""
 
         def add(store: Store) -> None:
+            if register is not None:
+                store.add_writer(run_id, register)
             self._tails[writer_id] = _Tail(run_id, journal, JournalReader(journal))
 
         self.call(add)
@@ -197,6 +200,35 @@ class StoreWriter:
             return False
         self._retry_delay = 0.0
         return bool(result) if result is not None else True
+
+
+class SideJournal:
+    """Another journal of this process for a run it writes: a writer of the run with the same identity as the
+    process (host, pid, start time), tailed by the writer thread like the run's own journal.
+
+    The console tee appends to it from its own process. Carrying the training process's identity makes its
+    records the process's: the run's status and reason come out the same. ``journal.hold`` covers the moment
+    in between, when the process is gone and the tee still stores its last output.
+    """
+
+    def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int) -> None:
+        self._store_writer = store_writer
+        self.writer_id = os.urandom(16).hex()
+        name = f"journals/{self.writer_id}{SUFFIX}"
+        self.file = JournalFile(store_writer.store_dir / name)
+        try:
+            store_writer.follow(
+                self.writer_id, run_id, self.file.path, register=process._replace(id=self.writer_id, journal=name)
+            )
+        except BaseException:
+            self.file.close()
+            self.file.path.unlink(missing_ok=True)
+            raise
+
+    def close(self) -> None:
+        """Store everything it holds, close its writer (the run's status stays) and delete it."""
+        self.file.close()
+        self._store_writer.unfollow(self.writer_id, None, None)
 
 
 # -- one writer per (process, store directory) --------------------------------------------------
