@@ -209,3 +209,26 @@ def test_a_journal_the_tee_still_holds_is_neither_replayed_nor_deleted(store_dir
     assert stored["stdout"] == ["ready", "last words"]
     assert info.status == "failed"
     assert info.status_reason == f"process {proc.pid} on {os.uname().nodename} exited without finishing the run"
+
+
+def test_a_tee_that_cannot_start_leaves_the_console_as_it_was(store_dir: Path) -> None:
+    code = """
+        import os, sys, time, runlane
+        terminal = os.fstat(1).st_ino
+        sys.executable = "/nonexistent/python"  # what the tee is started with
+        run = runlane.init(project="nostart", capture_console=True, system_metrics_interval=None)
+        deadline = time.monotonic() + 30
+        while os.fstat(1).st_ino != terminal:
+            assert time.monotonic() < deadline, "fd 1 was not restored"
+            time.sleep(0.01)
+        print("shown anyway", flush=True)
+        run.finish()
+    """
+    with _reaped(_start(code, store_dir)) as proc:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == b"shown anyway\n"
+    assert b"could not be started" in err
+    info, stored = _streams(store_dir)
+    assert info.status == "finished"
+    assert stored["stdout"] == []

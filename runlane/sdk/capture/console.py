@@ -1,17 +1,17 @@
 """Console capture at the file-descriptor level: what reaches fds 1 and 2 is stored and still shown, also the
 last output of a process that dies without warning (an abort, a segfault, ``os._exit``).
 
-``start()`` flushes Python's ``sys.stdout``/``sys.stderr``, keeps a duplicate of each original fd, starts
-the console tee (``tee.py``: a small process that owns the read ends of two pipes, stores what it reads as
-TEXT records in a journal of the run and shows every byte on the original fds) and then puts the pipes'
-write ends on fds 1 and 2 with ``dup2``. Everything that writes to fd 1 or 2 (``print``, C extensions,
+``start()`` flushes Python's ``sys.stdout``/``sys.stderr``, keeps a duplicate of each original fd, puts
+the write ends of two pipes on fds 1 and 2 with ``dup2`` and starts a watcher thread that spawns the console
+tee (``tee.py``: a small process that owns the pipes' read ends, stores what it reads as TEXT records in a
+journal of the run and shows every byte on the original fds) and reaps it when it exits. Everything that writes to fd 1 or 2 (``print``, C extensions,
 ``os.write``, child processes that inherit the fds) now writes into the pipes. Order is kept within each
 stream, not across the two; a terminal that stops taking stdout holds up stdout only.
 
 Why a process and not reader threads: threads die with the process, and what the pipes hold then (the
 CUDA error, the faulthandler traceback) would be lost. The kernel closes the tee's control pipe when this
 process dies, however it dies; the tee then stores and shows what the pipes still hold, and exits. It is
-started with ``posix_spawn`` (nothing is forked, nothing imported on the caller's thread) and loads only
+started with ``posix_spawn`` (nothing is forked; off the caller's thread, nothing imported) and loads only
 ``tee``, ``lines`` and ``journal`` in an isolated interpreter, without runlane's package ``__init__``.
 Its journal is a ``SideJournal``: a writer of the run with this process's identity, held (``journal.hold``)
 so that recovery waits for the tee when this process died.
@@ -24,7 +24,7 @@ later writes fail with EPIPE), closes the journal, shows the rest and exits; ``s
 hands the journal to the writer thread, so the last lines are stored before the run's journal is drained.
 Afterwards no fd, thread or process of the capture remains.
 
-If the tee dies while the run lives (SIGKILL), a watcher thread puts the original fds back and shows what
+If the tee dies while the run lives (SIGKILL), or cannot be started, the watcher puts the original fds back and shows what
 the pipes still held: the process writes on, uncaptured. The process keeps the pipes' read ends open all
 along, so that its writes never fail with EPIPE in between.
 
@@ -34,6 +34,7 @@ A process has one fd 1 and one fd 2, so one run at a time may capture them: ``cl
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import select
 import signal
@@ -107,6 +108,7 @@ class ConsoleCapture:
         self._journal: SideJournal | None = None
         self._control = -1  # write end of the tee's control pipe
         self._done = -1  # read end of a pipe only the tee holds open: end of file once it has exited
+        self._spawn_fds: list[int] = []  # the tee's ends of those pipes, until it has them
         self._pid: int | None = None
         self._watcher: threading.Thread | None = None
         self._lock = threading.RLock()  # reentrant: stop() may run in a signal handler on any thread
@@ -132,7 +134,8 @@ class ConsoleCapture:
         return capture
 
     def start(self, open_journal: OpenJournal, label: str) -> None:
-        """Start the tee and swap the pipes onto fds 1 and 2."""
+        """Swap the pipes onto fds 1 and 2 and start the watcher thread, which spawns the tee: until the tee
+        runs, the pipes hold what is written (a write that does not fit waits for it)."""
         self.label = label
         _flush_python_streams()
         try:
@@ -145,46 +148,43 @@ class ConsoleCapture:
             self._journal = journal = open_journal()
             assert journal.file.fd is not None
             hold(journal.file.fd)  # before the spawn: the tee inherits the held file
-            self._spawn_tee(journal)
-            journal.file.close()  # the tee has its own copy, and the hold with it
+            control_read, self._control = os.pipe()
+            self._spawn_fds.append(control_read)
+            self._done, done_write = os.pipe()
+            self._spawn_fds.append(done_write)
             for stream in self._streams:
                 os.dup2(stream.write_fd, stream.fd)  # inheritable, like the fd it replaces
                 os.close(stream.write_fd)
                 stream.write_fd = -1
-            self._watcher = threading.Thread(target=self._watch, name="runlane-console", daemon=True)
+            self._watcher = threading.Thread(
+                target=self._watch, args=(journal, control_read, done_write), name="runlane-console", daemon=True
+            )
             self._watcher.start()
         except BaseException:
             self.stop()
             raise
 
-    def _spawn_tee(self, journal: SideJournal) -> None:
-        import msgpack
-
-        control_read, self._control = os.pipe()
-        self._done, done_write = os.pipe()
-        try:
-            assert journal.file.fd is not None
-            fds = {CONTROL_FD: control_read, JOURNAL_FD: journal.file.fd, DONE_FD: done_write}
-            fds.update({PIPE_FDS[stream.name]: stream.read_fd for stream in self._streams})
-            argv = [
-                sys.executable,
-                "-I",
-                "-S",
-                "-c",
-                _BOOT,
-                str(Path(__file__).resolve().parents[2]),  # the runlane package
-                str(Path(msgpack.__file__).resolve().parents[1]),  # where msgpack is installed
-                str(os.getpid()),
-                self.mode,
-                str(journal.file.path),
-                *(stream.name for stream in self._streams),
-            ]
-            self._pid = os.posix_spawn(
-                sys.executable, argv, os.environ, file_actions=_placing(fds), setsigmask=_tee_blocked_signals()
-            )
-        finally:
-            os.close(control_read)
-            os.close(done_write)
+    def _spawn_tee(self, journal: SideJournal, control_read: int, done_write: int) -> int:
+        assert journal.file.fd is not None
+        fds = {CONTROL_FD: control_read, JOURNAL_FD: journal.file.fd, DONE_FD: done_write}
+        for stream in self._streams:
+            fds[stream.fd] = stream.saved  # the original stdout/stderr, where the tee shows what it read
+            fds[PIPE_FDS[stream.name]] = stream.read_fd
+        argv = [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _BOOT,
+            *_tee_paths(),
+            str(os.getpid()),
+            self.mode,
+            str(journal.file.path),
+            *(stream.name for stream in self._streams),
+        ]
+        return os.posix_spawn(
+            sys.executable, argv, os.environ, file_actions=_placing(fds), setsigmask=_tee_blocked_signals()
+        )
 
     def stop(self) -> None:
         """Put the original fds back, let the tee store and show what the pipes still hold, hand its journal
@@ -209,6 +209,10 @@ class ConsoleCapture:
         finally:
             self._close("_control")
             self._close("_done")
+            with self._lock:  # in case the watcher never got to it
+                self._close_spawn_fds()
+                if journal is not None:
+                    journal.file.close()
             for stream in self._streams:
                 for fd in stream.fds():
                     os.close(fd)
@@ -248,34 +252,53 @@ class ConsoleCapture:
 
     # -- the watcher thread ---------------------------------------------------------------------
 
-    def _watch(self) -> None:
-        """Reap the tee when it exits; if the run still lives, put the console back and show what is left."""
-        poller = select.poll()
-        poller.register(self._done, select.POLLIN)
-        while not poller.poll():
-            pass
-        status = _reap(self._pid)
+    def _watch(self, journal: SideJournal, control_read: int, done_write: int) -> None:
+        """Spawn the tee (``posix_spawn`` takes a few milliseconds: not on the caller's thread) and reap it when
+        it exits; if that happens while the run lives, put the console back and show what is left."""
+        failure: str | None = None
+        try:
+            self._pid = self._spawn_tee(journal, control_read, done_write)
+        except Exception as exc:
+            failure = f"could not be started ({exc})"
+        finally:
+            with self._lock:  # the tee has its own copies now (and the journal's hold with them)
+                self._close_spawn_fds()
+                journal.file.close()
+        if failure is None:
+            poller = select.poll()
+            poller.register(self._done, select.POLLIN)
+            while not poller.poll():
+                pass
+            status = _reap(self._pid)
+            failure = f"ended with {'an unknown status' if status is None else f'wait status {status}'}"
         with self._lock:
             if self._restored:
                 return  # the run ended: the exit was asked for
             self._restore()
             log.warning(
-                "runlane: the console tee (pid %s) of run %s ended (%s) while the run was live; stdout and stderr "
-                "are shown but no longer stored",
-                self._pid,
+                "runlane: the console tee of run %s %s while the run was live; stdout and stderr are shown "
+                "but no longer stored",
                 self.label,
-                "unknown status" if status is None else f"wait status {status}",
+                failure,
             )
             for stream in self._streams:
                 _show_leftovers(stream)
+
+    def _close_spawn_fds(self) -> None:
+        fds, self._spawn_fds = self._spawn_fds, []
+        for fd in fds:
+            os.close(fd)
 
     def _forget(self) -> None:
         """In a forked child: close its copies of the capture's fds, leave the tee and fds 1/2 alone."""
         self._stopped = True
         self._lock = threading.RLock()
+        if self._journal is not None:
+            self._journal.file.close()  # this process's copy, if the tee was not spawned yet
         self._journal = None
         self._watcher = None
-        fds = [self._control, self._done] + [fd for stream in self._streams for fd in stream.fds()]
+        fds = [self._control, self._done, *self._spawn_fds] + [fd for stream in self._streams for fd in stream.fds()]
+        self._spawn_fds = []
         self._control = self._done = -1
         self._streams = []
         for fd in fds:
@@ -301,10 +324,19 @@ def _placing(fds: dict[int, int]) -> list[tuple[int, ...]]:
     return actions
 
 
-def _tee_blocked_signals() -> set[int]:
+@functools.cache
+def _tee_paths() -> tuple[str, str]:
+    """Where the runlane package is, and where msgpack is installed (``-S`` leaves site-packages out)."""
+    import msgpack
+
+    return str(Path(__file__).resolve().parents[2]), str(Path(msgpack.__file__).resolve().parents[1])
+
+
+@functools.cache
+def _tee_blocked_signals() -> frozenset[int]:
     """Every signal that would end or stop the tee, except those its own faults raise (they must kill it)."""
     keep = {"SIGKILL", "SIGSTOP", "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT"}
-    return {int(sig) for sig in signal.valid_signals() if getattr(sig, "name", None) not in keep}
+    return frozenset(int(sig) for sig in signal.valid_signals() if getattr(sig, "name", None) not in keep)
 
 
 def _reap(pid: int | None) -> int | None:
