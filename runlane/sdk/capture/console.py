@@ -1,22 +1,23 @@
 """Console capture at the file-descriptor level: what reaches fds 1 and 2 is stored and still shown, also the
 last output of a process that dies without warning (an abort, a segfault, ``os._exit``).
 
-``start()`` flushes Python's ``sys.stdout``/``sys.stderr``, keeps a duplicate of each original fd, puts
-the write ends of two pipes on fds 1 and 2 with ``dup2`` and starts a watcher thread that spawns the console
-tee (``tee.py``: a small process that owns the pipes' read ends, stores what it reads as TEXT records in a
-journal of the run and shows every byte on the original fds) and reaps it when it exits. Everything that writes to fd 1 or 2 (``print``, C extensions,
-``os.write``, child processes that inherit the fds) now writes into the pipes. Order is kept within each
-stream, not across the two; a terminal that stops taking stdout holds up stdout only.
+``start()`` flushes Python's ``sys.stdout``/``sys.stderr``, keeps a duplicate of each original fd, puts the
+write ends of two pipes on fds 1 and 2 with ``dup2`` and starts a watcher thread that spawns the console tee
+(``tee.py``: a small process that owns the pipes' read ends, stores what it reads as TEXT records in a
+journal of the run and shows every byte on the original fds) and reaps it when it exits. Everything that
+writes to fd 1 or 2 (``print``, C extensions, ``os.write``, child processes that inherit the fds) now writes
+into the pipes. Order is kept within each stream, not across the two; a terminal that stops taking stdout
+holds up stdout only.
 
-Why a process and not reader threads: threads die with the process, and what the pipes hold then (the
-CUDA error, the faulthandler traceback) would be lost. The kernel closes the tee's control pipe when this
-process dies, however it dies; the tee then stores and shows what the pipes still hold, and exits. It is
-started with ``posix_spawn`` (nothing is forked; off the caller's thread, nothing imported) and loads only
-``tee``, ``lines`` and ``journal`` in an isolated interpreter, without runlane's package ``__init__``.
-Its journal is a ``SideJournal``: a writer of the run with this process's identity, held (``journal.hold``)
-so that recovery waits for the tee when this process died.
+Why a process and not reader threads: threads die with the process, and what the pipes hold then (the CUDA
+error, the faulthandler traceback) would be lost. The kernel closes the tee's control pipe when this process
+dies, however it dies; the tee then stores and shows what the pipes still hold, and exits. It is started
+with ``posix_spawn`` (nothing is forked; off the caller's thread, nothing imported) and loads only ``tee``,
+``lines`` and ``journal`` in an isolated interpreter, without runlane's package ``__init__``. Its journal is
+a ``SideJournal``: a writer of the run with this process's identity, held (``journal.hold``) so that
+recovery waits for the tee when this process died.
 
-``stop()`` runs in two phases, as before. *Stopping*: the tee learns that the run ends, so from now on a
+``stop()`` runs in two phases. *Stopping*: the tee learns that the run ends, so from now on a
 terminal that takes no output for ``TEE_GRACE_S`` is no longer fed (it goes on storing); then Python's
 streams are flushed into the pipes and the original fds are put back. *Restored*: the control pipe is
 closed; the tee takes what the pipes hold without waiting for a child that still holds them (that child's
@@ -24,9 +25,9 @@ later writes fail with EPIPE), closes the journal, shows the rest and exits; ``s
 hands the journal to the writer thread, so the last lines are stored before the run's journal is drained.
 Afterwards no fd, thread or process of the capture remains.
 
-If the tee dies while the run lives (SIGKILL), or cannot be started, the watcher puts the original fds back and shows what
-the pipes still held: the process writes on, uncaptured. The process keeps the pipes' read ends open all
-along, so that its writes never fail with EPIPE in between.
+If the tee dies while the run lives (SIGKILL), or cannot be started, the watcher puts the original fds back
+and shows what the pipes still held: the process writes on, uncaptured. The process keeps the pipes' read
+ends open all along, so that its writes never fail with EPIPE in between.
 
 A process has one fd 1 and one fd 2, so one run at a time may capture them: ``claim()`` refuses a second.
 """
@@ -139,30 +140,35 @@ class ConsoleCapture:
         self.label = label
         _flush_python_streams()
         try:
-            for name, fd in STREAMS:
-                stream = _Stream.open(name, fd)
-                if stream is not None:
-                    self._streams.append(stream)
-            if not self._streams:
-                return
-            self._journal = journal = open_journal()
-            assert journal.file.fd is not None
-            hold(journal.file.fd)  # before the spawn: the tee inherits the held file
-            control_read, self._control = os.pipe()
-            self._spawn_fds.append(control_read)
-            self._done, done_write = os.pipe()
-            self._spawn_fds.append(done_write)
-            for stream in self._streams:
-                os.dup2(stream.write_fd, stream.fd)  # inheritable, like the fd it replaces
-                os.close(stream.write_fd)
-                stream.write_fd = -1
-            self._watcher = threading.Thread(
-                target=self._watch, args=(journal, control_read, done_write), name="runlane-console", daemon=True
-            )
-            self._watcher.start()
+            with self._lock:  # no fork in between (see _before_fork)
+                self._open(open_journal)
         except BaseException:
             self.stop()
             raise
+
+    def _open(self, open_journal: OpenJournal) -> None:
+        """Open the pipes and the journal, put the pipes in place, start the watcher. Holding the lock."""
+        for name, fd in STREAMS:
+            stream = _Stream.open(name, fd)
+            if stream is not None:
+                self._streams.append(stream)
+        if not self._streams:
+            return
+        self._journal = journal = open_journal()
+        assert journal.file.fd is not None
+        hold(journal.file.fd)  # before the spawn: the tee inherits the held file
+        control_read, self._control = os.pipe()
+        self._spawn_fds.append(control_read)
+        self._done, done_write = os.pipe()
+        self._spawn_fds.append(done_write)
+        for stream in self._streams:
+            os.dup2(stream.write_fd, stream.fd)  # inheritable, like the fd it replaces
+            os.close(stream.write_fd)
+            stream.write_fd = -1
+        self._watcher = threading.Thread(
+            target=self._watch, args=(journal, control_read, done_write), name="runlane-console", daemon=True
+        )
+        self._watcher.start()
 
     def _spawn_tee(self, journal: SideJournal, control_read: int, done_write: int) -> int:
         assert journal.file.fd is not None
@@ -204,20 +210,21 @@ class ConsoleCapture:
             _flush_python_streams()  # what print() buffered belongs to this run's log
             with self._lock:
                 self._restore()
-            self._close("_control")  # end of file: the tee drains the pipes and exits
+            with self._lock:
+                self._close("_control")  # end of file: the tee drains the pipes and exits
             self._wait_for_tee()
         finally:
-            self._close("_control")
-            self._close("_done")
-            with self._lock:  # in case the watcher never got to it
-                self._close_spawn_fds()
+            with self._lock:
+                self._close("_control")
+                self._close("_done")
+                self._close_spawn_fds()  # in case the watcher never got to it
                 if journal is not None:
                     journal.file.close()
-            for stream in self._streams:
-                for fd in stream.fds():
-                    os.close(fd)
-            self._streams = []
-            self._journal = None
+                for stream in self._streams:
+                    for fd in stream.fds():
+                        os.close(fd)
+                self._streams = []
+                self._journal = None
             with _claim_lock:
                 if _holder is self:
                     _holder = None
@@ -381,17 +388,39 @@ def _flush_python_streams() -> None:
             pass
 
 
+_forking: ConsoleCapture | None = None
+
+
+def _before_fork() -> None:
+    # The capture's fds are opened and closed holding its lock: a fork in the middle of that would give the
+    # child fds it does not know it has (its copy of the tee's end of the done pipe would make finish() wait
+    # for the child). A fork waits for the lock instead.
+    global _forking
+    holder = _holder
+    if holder is not None:
+        holder._lock.acquire()
+        _forking = holder
+
+
+def _after_fork_in_parent() -> None:
+    global _forking
+    holder, _forking = _forking, None
+    if holder is not None:
+        holder._lock.release()
+
+
 def _forget_in_child() -> None:
     # A forked child (a data-loader worker) writes into the parent's pipes, and the parent's tee stores it.
     # It must not keep the parent's other fds: its copy of the control pipe would keep the tee from seeing
     # the parent end, and its copies of the read ends would keep a child that outlives the run from getting
     # EPIPE (it would fill a pipe nobody reads and block). It may start a capture of its own.
-    global _holder, _claim_lock
+    global _holder, _claim_lock, _forking
     holder, _holder = _holder, None
+    _forking = None
     _claim_lock = threading.Lock()
     if holder is not None:
         holder._forget()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_in_child)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_forget_in_child)
