@@ -29,6 +29,7 @@ test: dev lint typecheck  ## install test dependencies, then lint, type-check an
 bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/README.md)
 	$(PYTHON) benchmarks/bench_core.py
 	$(PYTHON) benchmarks/bench_history.py
+	$(PYTHON) benchmarks/bench_listing.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .runlane

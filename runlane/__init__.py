@@ -24,6 +24,7 @@ from .entities import (
     ProjectInfo,
     RunInfo,
     SystemPoint,
+    SystemSample,
 )
 from .errors import (
     ConsoleBusyError,
@@ -70,6 +71,7 @@ __all__ = [
     "StoreError",
     "StoreNotFoundError",
     "SystemPoint",
+    "SystemSample",
     "__version__",
     "init",
     "is_enabled",

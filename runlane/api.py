@@ -9,16 +9,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from . import wire
 from .config import Settings
-from .entities import Bucket, History, ImageInfo, Lineage, LogLine, ProjectInfo, RunInfo, SystemPoint
+from .entities import (
+    Bucket,
+    History,
+    ImageInfo,
+    Lineage,
+    LogLine,
+    ProjectInfo,
+    RunInfo,
+    SystemPoint,
+    SystemSample,
+)
 from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
+from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
-from .store.base import Store
+from .store.base import METRIC_DETAILS, MetricDetail, Store
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 
 class Api:
@@ -27,11 +41,15 @@ class Api:
     def __init__(self, dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> None:
         """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``).
 
-        A directory without a store is a ``StoreNotFoundError`` unless ``create=True``.
+        A directory without a store is a ``StoreNotFoundError`` unless ``create=True``. A store this
+        process may not write to is opened read-only: everything can be read, writes (``delete_run``,
+        ``create_project``) raise ``StoreError``, and runs left behind by dead processes stay as they are
+        until a process that may write opens the store.
         """
         self.dir: Path = Settings.resolve(dir).dir
-        self._store: Store = open_store(self.dir, create=create)
-        recover(self._store, self.dir)
+        self._store: Store = open_store(self.dir, create=create, allow_read_only=True)
+        if not self._store.read_only:
+            recover(self._store, self.dir)
 
     def close(self) -> None:
         self._store.close()
@@ -68,11 +86,21 @@ class Api:
         project: str | None = None,
         status: str | Iterable[str] | None = None,
         tags: str | Iterable[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
-        """Runs, newest first; filter by project, by status (one or several) and by tags (all must match)."""
+        """Runs, newest first; filter by project, by status (one or several) and by tags (all must match).
+
+        ``metrics="all"`` (the default) reads every metric's aggregates into ``RunInfo.metrics``, which costs
+        as much as the runs have metrics; ``metrics="primary"`` reads only the primary metric's (enough
+        for ``best_value``/``best_step``), so a listing of many wide runs stays fast. ``run(ref)`` always
+        has them all.
+        """
+        if metrics not in METRIC_DETAILS:
+            raise ValueError(f"metrics must be 'all' or 'primary', got {metrics!r}")
         statuses = [status] if isinstance(status, str) else list(status) if status is not None else None
         tag_list = [tags] if isinstance(tags, str) else list(tags) if tags is not None else None
-        return self._store.runs(project=project, statuses=statuses, tags=tag_list)
+        return self._store.runs(project=project, statuses=statuses, tags=tag_list, metrics=metrics)
 
     def run(self, ref: int | str) -> RunInfo:
         """One run by numeric id, display id (``"MMP-42"``) or uid."""
@@ -108,13 +136,15 @@ class Api:
         single spike stays visible.
         """
         run_id = self._resolve(ref)
-        _check_step_bound(start, "start")
-        _check_step_bound(end, "end")
+        start = _step_bound(start, "start")
+        end = _step_bound(end, "end")
         if start is not None and end is not None and start > end:
             raise ValueError(f"start ({start}) is after end ({end})")
         if buckets is not None:
-            if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
+            count = as_integer(buckets)
+            if count is None or count < 1:
                 raise ValueError(f"buckets must be a positive integer, got {buckets!r}")
+            buckets = count
             return self._store.downsampled(run_id, key, buckets, stitched=stitched, start=start, end=end)
         if stitched:
             return self._store.stitched_history(run_id, key, start, end)
@@ -137,24 +167,67 @@ class Api:
         """
         self._store.delete_run(parse_run_ref(ref))
 
-    def logs(self, ref: int | str) -> list[LogLine]:
-        """The run's text log lines, in the order they were written."""
-        return self._store.logs(self._resolve(ref))
+    def logs(
+        self,
+        ref: int | str,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        search: str | None = None,
+        streams: str | Iterable[str] | None = None,
+    ) -> list[LogLine]:
+        """The run's text log lines, in the order they were written, each with its ``id``.
+
+        To page or tail a live run, pass the ``id`` of the last line you have as ``after``: you get every
+        later line exactly once (``limit`` caps how many per call). ``search`` keeps lines containing it
+        (ASCII case ignored); ``streams`` keeps lines of one or several streams (``stdout``, ``stderr``,
+        ``log``).
+        """
+        _check_cursor(after)
+        _check_limit(limit)
+        if search is not None and not isinstance(search, str):
+            raise TypeError(f"search must be a string, got {type(search).__name__}")
+        stream_list = _strings(streams, "streams")
+        return self._store.logs(self._resolve(ref), after=after, limit=limit, search=search, streams=stream_list)
 
     def system_metrics(self, ref: int | str, key: str | None = None) -> dict[str, list[SystemPoint]]:
         """System metrics of a run: for each key (``sys/cpu_percent``, ``sys/gpu0/util_percent``, ...) its
         ``SystemPoint(time, value)`` samples in time order. With ``key``, only that key (an empty dict if
         it was never sampled)."""
-        if key is not None and not isinstance(key, str):
-            raise TypeError(f"key must be a string like 'sys/cpu_percent', got {type(key).__name__}")
+        _check_key(key, "'sys/cpu_percent'")
         return self._store.system_metrics(self._resolve(ref), key)
+
+    def system_samples(
+        self, ref: int | str, key: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        """System metric samples of a run (only ``key`` if given) as ``SystemSample(key, time, value, id)``
+        in the order they were stored: to tail a live run, pass the last ``id`` you have as ``after``."""
+        _check_key(key, "'sys/cpu_percent'")
+        _check_cursor(after)
+        _check_limit(limit)
+        return self._store.system_samples(self._resolve(ref), key, after=after, limit=limit)
 
     def images(self, ref: int | str, key: str | None = None) -> list[ImageInfo]:
         """Images logged with ``log_image()`` (only those of ``key`` if given), in step order; each item's
-        ``path`` is a PNG file in the store: read it, do not change it (identical images share one file)."""
-        if key is not None and not isinstance(key, str):
-            raise TypeError(f"key must be a string, got {type(key).__name__}")
+        ``blob`` names its PNG: read it with ``image_bytes`` or ``open_image``."""
+        _check_key(key, "like 'samples'")
         return self._store.images(self._resolve(ref), key)
+
+    def image_bytes(self, image: ImageInfo) -> bytes:
+        """The PNG bytes of an image from ``images()``."""
+        if not isinstance(image, ImageInfo):
+            raise TypeError(f"image_bytes takes an ImageInfo from Api.images(), got {type(image).__name__}")
+        return self._store.read_blob(image.blob)
+
+    def open_image(self, image: ImageInfo) -> PILImage:
+        """An image from ``images()`` as a PIL image (loaded: it holds no file open)."""
+        import io
+
+        from PIL import Image
+
+        picture = Image.open(io.BytesIO(self.image_bytes(image)))
+        picture.load()
+        return picture
 
     def environment(self, ref: int | str) -> dict[str, Any] | None:
         """What ``init(capture_env=True)`` recorded (Python, platform, host, GPUs, packages, git, command
@@ -162,28 +235,86 @@ class Api:
         found = self._store.run_file(self._resolve(ref), "environment")
         if found is None:
             return None
-        value = wire.loads(found.path.read_bytes())
+        value = wire.loads(self._store.read_blob(found.blob))
         if not isinstance(value, dict):
-            raise StoreError(f"the environment file {found.path} does not hold a JSON object")
+            raise StoreError(f"the environment blob {found.blob} does not hold a JSON object")
         return value
 
-    def code_snapshot(self, ref: int | str) -> Path | None:
-        """The zip that ``init(snapshot_code=True)`` recorded (read it, do not change it: runs with
-        identical code share one file), or None if the run has no snapshot."""
+    @overload
+    def code_snapshot(self, ref: int | str) -> bytes | None: ...
+
+    @overload
+    def code_snapshot(self, ref: int | str, *, extract_to: str | os.PathLike[str]) -> Path | None: ...
+
+    def code_snapshot(self, ref: int | str, *, extract_to: str | os.PathLike[str] | None = None) -> bytes | Path | None:
+        """The zip that ``init(snapshot_code=True)`` recorded, as bytes (``zipfile.ZipFile(io.BytesIO(...))``
+        reads it), or None if the run has no snapshot.
+
+        With ``extract_to``, the files are written under that directory instead (created if needed;
+        executable files stay executable) and the directory is returned.
+        """
         found = self._store.run_file(self._resolve(ref), "code")
-        return None if found is None else found.path
+        if found is None:
+            return None
+        data = self._store.read_blob(found.blob)
+        if extract_to is None:
+            return data
+        return _extract(data, Path(os.fspath(extract_to)))
 
     def _resolve(self, ref: int | str) -> int:
         return self._store.resolve(parse_run_ref(ref))
 
 
-_STEP_LIMIT = 2**63 - 1
+def _check_key(key: object, example: str) -> None:
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"key must be a string {example}, got {type(key).__name__}")
 
 
-def _check_step_bound(value: object, name: str) -> None:
-    if value is None:
+def _check_cursor(after: object) -> None:
+    if after is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= STEP_MAX:
+        raise ValueError(f"after must be the id of a line or sample you were given (an integer >= 0), got {after!r}")
+
+
+def _check_limit(limit: object) -> None:
+    if limit is None:
+        return
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= STEP_MAX:
+        raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+
+
+def _strings(value: str | Iterable[str] | None, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"{what} must be strings, got {type(item).__name__} {item!r}")
+    return items
+
+
+def _extract(data: bytes, target: Path) -> Path:
+    import io
+    import zipfile
+
+    target.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for entry in archive.infolist():
+            # extract() strips absolute paths and ".." from the name, so nothing lands outside target.
+            written = Path(archive.extract(entry, target))
+            if (entry.external_attr >> 16) & 0o100:
+                written.chmod(0o755)
+    return target
+
+
+def _step_bound(value: object, name: str) -> int | None:
+    """A ``start``/``end`` argument as a plain int (numpy and torch integers too, as ``log(step=)`` takes)."""
+    if value is None:
+        return None
+    step = as_integer(value)
+    if step is None:
         raise ValueError(f"{name} must be an integer step or None, got {type(value).__name__} {value!r}")
-    if not -_STEP_LIMIT <= value <= _STEP_LIMIT:
-        raise ValueError(f"{name}={value} is outside the range of steps")
+    if not STEP_MIN <= step <= STEP_MAX:
+        raise ValueError(f"{name}={step} is outside the range of steps")
+    return step

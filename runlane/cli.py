@@ -1,12 +1,14 @@
 """The ``runlane`` command: a thin skin over ``runlane.Api``.
 
 Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) and ``--json`` for scripts.
+Human output shows every string a user chose (names, tags, notes, reasons) with its control characters
+escaped (``\n``, ``\x1b``): a name must not forge table rows or send escape sequences to the terminal.
+``--json`` prints strings exactly (JSON escapes what needs it).
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import sys
 from collections.abc import Sequence
@@ -15,6 +17,24 @@ from typing import Any
 from . import __version__, wire
 from .entities import Lineage, RunInfo
 from .errors import RunlaneError
+
+
+def _escape_table() -> dict[int, str]:
+    named = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
+    table = {code: named.get(code, f"\\x{code:02x}") for code in (*range(0x20), *range(0x7F, 0xA0))}
+    # Line and paragraph separators end a line in some terminals; bidirectional controls reorder what is
+    # shown ("Trojan Source"), so a name could display as something else.
+    for code in (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        table[code] = f"\\u{code:04x}"
+    return table
+
+
+_ESCAPES = _escape_table()
+
+
+def _safe(text: str) -> str:
+    """``text`` with control characters escaped, for human output (idempotent: escapes are printable)."""
+    return text.translate(_ESCAPES)
 
 
 def _when(timestamp: float | None) -> str:
@@ -36,12 +56,13 @@ def _number(value: float | None) -> str:
 
 
 def _table(rows: list[list[str]]) -> str:
+    rows = [[_safe(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows)
 
 
 def _run_json(run: RunInfo) -> dict[str, Any]:
-    return dataclasses.asdict(run)
+    return wire.to_wire(run)
 
 
 def _print_json(value: Any) -> None:
@@ -52,12 +73,14 @@ def cmd_ls(args: argparse.Namespace) -> int:
     from .api import Api
 
     with Api(args.dir) as api:
-        runs = api.runs(project=args.project, status=args.status, tags=args.tag)
+        # Only the primary metric's aggregates: a listing must not cost more for runs with more metrics
+        # (`show` has them all). Its JSON holds the same, so "metrics" has at most that one metric.
+        runs = api.runs(project=args.project, status=args.status, tags=args.tag, metrics="primary")
     if args.json:
         _print_json([_run_json(run) for run in runs])
         return 0
     if not runs:
-        print("no runs" + (f" in project {args.project!r}" if args.project else ""))
+        print("no runs" + (f" in project {_safe(repr(args.project))}" if args.project else ""))
         return 0
     rows = [["ID", "RUN", "PROJECT", "NAME", "STATUS", "STARTED", "DURATION", "BEST", "TAGS"]]
     for run in runs:
@@ -89,10 +112,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         detail = _run_json(run)
         detail["lineage"] = {
             "root": lineage.root.display_id,
-            "ancestors": [
-                {"id": a.id, "display_id": a.display_id, "fork_step": a.fork_step} for a in lineage.ancestors
-            ],
-            "children": [{"id": c.id, "display_id": c.display_id, "fork_step": c.fork_step} for c in lineage.children],
+            "ancestors": [_lineage_entry(a) for a in lineage.ancestors],
+            "children": [_lineage_entry(c) for c in lineage.children],
         }
         _print_json(detail)
         return 0
@@ -143,11 +164,12 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         lines.append("")
         lines.extend("  " + line for line in _table(rows).splitlines())
-    print("\n".join(lines))
+    print("\n".join(_safe(line) for line in lines))
     return 0
 
 
 def _lineage_entry(run: RunInfo) -> dict[str, Any]:
+    # A run in a lineage listing: enough to name it and its fork step (its full shape is `runlane show` of it).
     return {"id": run.id, "display_id": run.display_id, "fork_step": run.fork_step}
 
 
@@ -169,7 +191,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             if not sys.stdin.isatty():
                 print("runlane: error: refusing to delete without confirmation; pass --yes", file=sys.stderr)
                 return 1
-            answer = input(f"Delete run {run.display_id} ({run.name or run.project}) and all it logged? [y/N] ")
+            answer = input(f"Delete run {run.display_id} ({_safe(run.name or run.project)}) and all it logged? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
                 print("not deleted")
                 return 1
@@ -214,8 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args))
-    except (RunlaneError, ValueError) as exc:
-        print(f"runlane: error: {exc}", file=sys.stderr)
+    except (RunlaneError, ValueError, OSError) as exc:  # OSError: a directory it may not read, ...
+        print(f"runlane: error: {_safe(str(exc))}", file=sys.stderr)
         return 1
 
 

@@ -26,8 +26,12 @@ class Settings(NamedTuple):
 
     @classmethod
     def resolve(cls, dir: str | os.PathLike[str] | None = None, mode: str | None = None) -> Settings:
-        """Resolve settings; an argument wins over the environment, which wins over the default."""
-        raw_dir = dir if dir is not None else os.environ.get(ENV_DIR) or DEFAULT_DIR
+        """Resolve settings; an argument wins over the environment, which wins over the default.
+
+        An empty ``dir`` is no ``dir``, as an empty ``RUNLANE_DIR`` is no ``RUNLANE_DIR``: ``Path("")`` is
+        the working directory, and a store spread over a project's own files is never what was meant.
+        """
+        raw_dir = (os.environ.get(ENV_DIR) or DEFAULT_DIR) if dir is None or dir == "" else dir
         raw_mode = mode if mode is not None else os.environ.get(ENV_MODE) or "online"
         normalized = raw_mode.strip().lower()
         if normalized not in MODES:

@@ -1,5 +1,8 @@
 """What the read API returns: immutable records with no IO.
 
+Files (images, snapshots, environment documents) appear as blob names, never as paths: the same
+entities come back from a local store and from a server (``runlane.wire`` gives their JSON shapes).
+
 ``MetricPoint`` and ``LogLine`` are named tuples rather than dataclasses because a history read
 builds hundreds of thousands of them and a tuple is several times cheaper to create.
 """
@@ -8,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 
@@ -119,11 +121,15 @@ class History(Sequence[MetricPoint]):
 
 
 class LogLine(NamedTuple):
-    """One line of a run's text log: ``stream`` is ``stdout``, ``stderr`` or ``log`` (``log_text``)."""
+    """One line of a run's text log: ``stream`` is ``stdout``, ``stderr`` or ``log`` (``log_text``).
+
+    ``id`` orders the run's lines and is the cursor for reading on after them (``logs(after=id)``).
+    """
 
     time: float
     stream: str
     text: str
+    id: int
 
 
 class SystemPoint(NamedTuple):
@@ -133,23 +139,33 @@ class SystemPoint(NamedTuple):
     value: float
 
 
+class SystemSample(NamedTuple):
+    """One sample of one system metric with its key, as paged reads return them; ``id`` is the cursor
+    for reading on after it (``system_samples(after=id)``)."""
+
+    key: str
+    time: float
+    value: float
+    id: int
+
+
 class ImageInfo(NamedTuple):
-    """One image logged with ``run.log_image()``; ``path`` is a PNG file in the store (read-only)."""
+    """One image logged with ``run.log_image()``; ``blob`` names its PNG in the store (``Api.image_bytes``)."""
 
     key: str
     step: int
     caption: str | None
-    path: Path
+    blob: str
     width: int
     height: int
     time: float
 
 
 class RunFile(NamedTuple):
-    """A run-level file in the store: ``kind`` is ``environment`` (JSON) or ``code`` (zip)."""
+    """A run-level file: ``kind`` is ``environment`` (a JSON blob) or ``code`` (a zip blob)."""
 
     kind: str
-    path: Path
+    blob: str
     time: float
     meta: dict[str, Any]
 
@@ -178,6 +194,7 @@ class WriterInfo:
     started_at: float
     heartbeat_at: float
     closed_at: float | None
+    owner: bool  # decides the run's final status; False: a side process attached beside a live owner
 
 
 @dataclass(frozen=True)

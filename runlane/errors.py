@@ -32,7 +32,35 @@ class StoreNotFoundError(RunlaneError, FileNotFoundError):
 
 
 class StoreError(RunlaneError):
-    """The store could not do what was asked (locked for too long, written by a newer runlane, ...)."""
+    """The store could not do what was asked (locked for too long, written by a newer runlane, read-only
+    for this process, ...)."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's database file is damaged or is not a runlane database; the message names the file."""
+
+
+class StoreUnavailableError(StoreError):
+    """A transient failure: the store is locked, its disk is full, the server cannot be reached.
+
+    Retrying later can succeed, so writers back off and offer the same records again.
+    """
+
+
+class OffsetConflictError(StoreError):
+    """A journal batch does not start where the store's copy of that journal ends.
+
+    ``committed`` is the offset the store holds: a writer continues from there (after a lost
+    acknowledgement, or while another process replays the same journal).
+    """
+
+    def __init__(self, writer_id: str, committed: int, start: int) -> None:
+        super().__init__(
+            f"journal of writer {writer_id}: the store holds records up to byte {committed}, "
+            f"this batch starts at byte {start}"
+        )
+        self.writer_id = writer_id
+        self.committed = committed
 
 
 class DeletionRefusedError(RunlaneError):

@@ -8,12 +8,20 @@ Format: records are msgpack arrays written back to back (msgpack is self-delimit
 needed); the first element is the record type. A record torn by a dying process is an incomplete msgpack
 object at the very end of the file, which the reader leaves alone. Readers record how far they got as a
 byte offset, committed in the same transaction as the data, so replay is exactly once.
+
+The writing process holds an advisory lock on its journal for as long as the file is open (children
+forked from it inherit it, and they may append too). The kernel drops it when the last holder dies,
+however it dies, so "is this journal locked?" tells any process on the same machine, whatever its PID
+namespace, whether the journal may still grow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -21,23 +29,223 @@ import msgpack
 
 from .errors import JournalWriteError
 
-# Record types: the first element of each record.
-METRICS = 0  # (METRICS, time, step, stage, {key: number})
-TEXT = 1  # (TEXT, time, stream, text)
-SUMMARY = 2  # (SUMMARY, time, {key: value})   merged into the run summary
-CONFIG = 3  # (CONFIG, time, {key: value})    deep-merged into the run config
-TAGS = 4  # (TAGS, time, [added], [removed])
-PRIMARY = 5  # (PRIMARY, time, name, mode)
-IMAGE = 6  # (IMAGE, time, key, step, caption, blob, width, height)   blob: "<sha256>.png" in the store
-SYSTEM = 7  # (SYSTEM, time, {key: number})   one sample of the system monitor, keys under "sys/"
-FILE = 8  # (FILE, time, kind, blob, {meta})   a run-level file: kind "environment" or "code"
+# Record types: the first element of each record. The shape of each is the named tuple below.
+METRICS = 0
+TEXT = 1
+SUMMARY = 2
+CONFIG = 3
+TAGS = 4
+PRIMARY = 5
+IMAGE = 6
+SYSTEM = 7
+FILE = 8
+END = 9
 
-RECORD_TYPES = frozenset({METRICS, TEXT, SUMMARY, CONFIG, TAGS, PRIMARY, IMAGE, SYSTEM, FILE})
-_ARITY = {METRICS: 5, TEXT: 4, SUMMARY: 3, CONFIG: 3, TAGS: 4, PRIMARY: 4, IMAGE: 8, SYSTEM: 3, FILE: 5}
 
-# A single record may not exceed this; callers split large text before it gets here.
+# -- the record shapes: the only place that knows the order of a record's elements ------------------
+#
+# A record on disk is the msgpack array of its named tuple (msgpack packs any tuple as an array), so
+# these classes change nothing in the bytes. Writers build records with each shape's ``new``, which fills
+# in its type; ``log()`` uses ``metrics_encoder``, the same bytes without the named tuple. Readers get
+# plain arrays and read them by field name with ``fields``.
+
+
+class Metrics(NamedTuple):
+    """``log()``: metric values at one step."""
+
+    kind: int
+    time: float
+    step: int
+    stage: str | None
+    values: dict[str, float | int]
+
+    @classmethod
+    def new(cls, time: float, step: int, stage: str | None, values: dict[str, float | int]) -> Metrics:
+        return cls(METRICS, time, step, stage, values)
+
+
+class Text(NamedTuple):
+    """Text for the run's log: ``log_text`` (stream ``log``) or captured console output; split into lines
+    at ingest."""
+
+    kind: int
+    time: float
+    stream: str
+    text: str
+
+    @classmethod
+    def new(cls, time: float, stream: str, text: str) -> Text:
+        return cls(TEXT, time, stream, text)
+
+
+class Summary(NamedTuple):
+    """``summary()``: fields merged into the run summary."""
+
+    kind: int
+    time: float
+    values: dict[str, Any]
+
+    @classmethod
+    def new(cls, time: float, values: dict[str, Any]) -> Summary:
+        return cls(SUMMARY, time, values)
+
+
+class Config(NamedTuple):
+    """``update_config()``: deep-merged into the run config."""
+
+    kind: int
+    time: float
+    values: dict[str, Any]
+
+    @classmethod
+    def new(cls, time: float, values: dict[str, Any]) -> Config:
+        return cls(CONFIG, time, values)
+
+
+class Tags(NamedTuple):
+    """``add_tags()``/``remove_tags()``."""
+
+    kind: int
+    time: float
+    added: list[str]
+    removed: list[str]
+
+    @classmethod
+    def new(cls, time: float, added: list[str], removed: list[str]) -> Tags:
+        return cls(TAGS, time, added, removed)
+
+
+class Primary(NamedTuple):
+    """``set_primary_metric()``: ``mode`` is ``max`` or ``min``."""
+
+    kind: int
+    time: float
+    name: str
+    mode: str
+
+    @classmethod
+    def new(cls, time: float, name: str, mode: str) -> Primary:
+        return cls(PRIMARY, time, name, mode)
+
+
+class Image(NamedTuple):
+    """``log_image()``: ``blob`` names the PNG (``"<sha256>.png"``), put before this record was written."""
+
+    kind: int
+    time: float
+    key: str
+    step: int
+    caption: str | None
+    blob: str
+    width: int
+    height: int
+
+    @classmethod
+    def new(cls, time: float, key: str, step: int, caption: str | None, blob: str, width: int, height: int) -> Image:
+        return cls(IMAGE, time, key, step, caption, blob, width, height)
+
+
+class System(NamedTuple):
+    """One sample of the system monitor: ``{key: number}`` with keys under ``sys/``."""
+
+    kind: int
+    time: float
+    values: dict[str, float]
+
+    @classmethod
+    def new(cls, time: float, values: dict[str, float]) -> System:
+        return cls(SYSTEM, time, values)
+
+
+class File(NamedTuple):
+    """A run-level file: ``file_kind`` is ``environment`` (a JSON blob) or ``code`` (a zip blob)."""
+
+    kind: int
+    time: float
+    file_kind: str
+    blob: str
+    meta: dict[str, Any]
+
+    @classmethod
+    def new(cls, time: float, file_kind: str, blob: str, meta: dict[str, Any]) -> File:
+        return cls(FILE, time, file_kind, blob, meta)
+
+
+class End(NamedTuple):
+    """The last record of a journal: its writer is done. ``status`` (None for ``close()``) ends the run;
+    whoever applies the journal, the drain or a later process replaying it, closes the writer with it."""
+
+    kind: int
+    time: float
+    status: str | None
+    reason: str | None
+
+    @classmethod
+    def new(cls, time: float, status: str | None, reason: str | None) -> End:
+        return cls(END, time, status, reason)
+
+
+Record = Metrics | Text | Summary | Config | Tags | Primary | Image | System | File | End
+SHAPES: dict[int, type[Record]] = {
+    METRICS: Metrics,
+    TEXT: Text,
+    SUMMARY: Summary,
+    CONFIG: Config,
+    TAGS: Tags,
+    PRIMARY: Primary,
+    IMAGE: Image,
+    SYSTEM: System,
+    FILE: File,
+    END: End,
+}
+RECORD_TYPES = frozenset(SHAPES)
+_ARITY = {kind: len(shape._fields) for kind, shape in SHAPES.items()}
+
+
+def is_record(raw: object) -> bool:
+    """Whether ``raw`` (an array read from a journal) has the type and the number of elements of a record."""
+    return isinstance(raw, (list, tuple)) and bool(raw) and _ARITY.get(raw[0]) == len(raw) and type(raw[0]) is int
+
+
+def fields(shape: type[Record], *names: str) -> Callable[[Sequence[Any]], Any]:
+    """Read fields of ``shape`` by name from a record as the reader hands it out (an array, not a named
+    tuple: building one per record would cost the writer thread more than decoding it did).
+
+    ``get = fields(Metrics, "time", "values"); time, values = get(record)``; with one name, the value itself.
+    """
+    return operator.itemgetter(*(shape._fields.index(name) for name in names))
+
+
+record_time = fields(Metrics, "time")
+"""The wall time of any record: every shape starts with ``kind, time``."""
+
+
+def metrics_encoder(packer: Any) -> Callable[[float, int, str | None, dict[str, Any]], bytes]:
+    """The bytes of ``Metrics.new(time, step, stage, values)``, for ``log()``: the same array without
+    building a named tuple, which would cost about a fifth of a ``log()`` call."""
+    pack = packer.pack
+    kind = METRICS
+
+    def encode(time: float, step: int, stage: str | None, values: dict[str, Any]) -> bytes:
+        return pack((kind, time, step, stage, values))  # type: ignore[no-any-return]
+
+    return encode
+
+
+# A single record may not exceed this (encoded), so a reader never holds more than about this much of one
+# record in memory, nor a store more than this in one batch. Calls refuse larger records
+# (``check_record_size``); ``log_text`` splits large text before it gets here.
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 SUFFIX = ".rlj"
+
+
+def check_record_size(data: bytes, what: str) -> None:
+    """Refuse an encoded record larger than ``MAX_RECORD_BYTES``: ``ValueError`` naming the call and the limit."""
+    if len(data) > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{what}: the record is {len(data)} bytes encoded; a journal record holds at most {MAX_RECORD_BYTES} "
+            f"bytes ({MAX_RECORD_BYTES >> 20} MiB); nothing was recorded (store large arrays as files or images)"
+        )
 
 
 class JournalCorruptError(Exception):
@@ -57,13 +265,15 @@ class JournalFile:
     """The write end of one journal, owned by one run in one process."""
 
     def __init__(self, path: Path, fd: int | None = None) -> None:
-        """Create (or open) the journal at ``path``; or, given ``fd``, adopt that open journal (the console
-        tee gets its journal open from the training process)."""
+        """Create (or open) and lock the journal at ``path``; or, given ``fd``, adopt that open journal: the
+        console tee inherits its journal from the training process, and with it the lock, which belongs to
+        the open file rather than to a process (``in_use`` stays true while the tee holds it)."""
         self.path = path
         if fd is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
             fd = os.open(path, flags, 0o600)
+            _lock(fd)
         self.fd: int | None = fd
         self.size = os.fstat(fd).st_size
 
@@ -98,49 +308,45 @@ class JournalFile:
             self.fd = None
 
 
-def hold(fd: int) -> bool:
-    """Mark the journal open on ``fd`` as still being appended to, until every copy of that open file is closed
-    (in whichever processes inherited it): recovery leaves a held journal alone even when the process its
-    writer names is gone. Used where that process is not the one appending: the console tee, which outlives
-    the training process to store its last output. False where the platform or file system has no ``flock``.
-    """
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        return False
-    try:
-        # An flock belongs to the open file, not the process: it passes to a child with the fd.
+def _lock(fd: int) -> None:
+    if sys.platform == "win32":
+        return
+    import fcntl
+
+    # On a filesystem without locks, liveness rests on the writer's identity and heartbeat alone.
+    with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
 
 
-def is_held(path: Path) -> bool:
-    """True while some process still holds the journal at ``path`` (see ``hold``)."""
-    try:
-        import fcntl
-    except ImportError:
+def in_use(path: Path) -> bool:
+    """True while some process holds the journal open for appending: its writer, a child forked from it, or
+    the console tee it handed its console journal to.
+
+    False when nobody does, when the file is gone, and where the filesystem has no locks.
+    """
+    if sys.platform == "win32":
         return False
+    import fcntl
+
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # missing, or not ours to read: nothing to wait for
+    except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two recoverers checking do not see each other
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # conflicts only with the writer's exclusive lock
     except BlockingIOError:
         return True
-    except OSError:  # no locks on this file system: cannot tell
+    except OSError:
         return False
     finally:
-        os.close(fd)  # also releases the shared lock
+        os.close(fd)  # drops our shared lock
     return False
 
 
 class JournalBatch(NamedTuple):
     """Complete records read from ``start`` up to ``end`` (byte offsets in the journal)."""
 
-    records: list[list[Any]]
+    records: list[list[Any]]  # each in the shape of its type (see SHAPES); read fields with ``fields``
     start: int
     end: int
 
@@ -172,33 +378,29 @@ class JournalReader:
         return self._base + self._done
 
     def read(self, max_bytes: int = 8 * 1024 * 1024) -> JournalBatch:
-        """Return the complete records available now, reading at most ``max_bytes`` new bytes.
+        """Return the complete records available now, reading ``max_bytes`` new bytes at a time.
 
-        Damage is reported (``JournalCorruptError``) once the good records before it were returned.
+        Returns no records only when the file holds no complete one past the offset: a record larger than
+        ``max_bytes`` is read on until it is whole (or the file ends), so an empty batch always means
+        "nothing more for now", never "come back for the rest". Damage is reported
+        (``JournalCorruptError``) once the good records before it were returned.
         """
         if self._damage is not None:
             raise self._damage
         start = self.offset
-        chunk = self._file.read(max_bytes)
-        if chunk:
-            self._unpacker.feed(chunk)
-            self._fed += len(chunk)
         records: list[list[Any]] = []
         while True:
-            try:
-                record = next(self._unpacker)
-            except StopIteration:
+            chunk = self._file.read(max_bytes)
+            if chunk:
+                try:
+                    self._unpacker.feed(chunk)
+                except msgpack.BufferFull:  # more than 2 * MAX_RECORD_BYTES of one record pending: not ours
+                    self._damage = JournalCorruptError(self.path, self.offset, "a record too large to read")
+                    break
+                self._fed += len(chunk)
+            self._take_records(records)
+            if records or not chunk or self._damage is not None:
                 break
-            except (ValueError, msgpack.UnpackException) as exc:
-                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
-                break
-            if not (
-                isinstance(record, list) and record and record[0] in RECORD_TYPES and len(record) == _ARITY[record[0]]
-            ):
-                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
-                break
-            self._done = self._unpacker.tell()
-            records.append(record)
         if self._damage is not None and not records:
             raise self._damage
         if not chunk and not records and self._done == self._fed:
@@ -207,6 +409,21 @@ class JournalReader:
             self._fed = self._done = 0
             self._unpacker = self._new_unpacker()
         return JournalBatch(records, start, self.offset)
+
+    def _take_records(self, records: list[list[Any]]) -> None:
+        while True:
+            try:
+                record = next(self._unpacker)
+            except StopIteration:
+                return
+            except (ValueError, msgpack.UnpackException) as exc:
+                self._damage = JournalCorruptError(self.path, self.offset, str(exc))
+                return
+            if not is_record(record):
+                self._damage = JournalCorruptError(self.path, self.offset, f"not a runlane record: {record!r:.80}")
+                return
+            self._done = self._unpacker.tell()
+            records.append(record)
 
     def at_end(self) -> bool:
         """True when every byte of the file has been handed out as a record."""

@@ -1,4 +1,12 @@
-"""Is the process that wrote to a run still alive? Pid plus start time, so a reused pid is not mistaken.
+"""Is the process that wrote to a run still alive?
+
+A writer is identified by its host, its PID namespace, its pid and the pid's start time (so a reused pid
+is not mistaken). A pid means something only inside its own PID namespace: a trainer in a container that
+shares the store's volume and the host name has pids that name other processes, or none, out here. So the
+pid is probed only for writers on this host *and* in this namespace; any other writer is judged by its
+heartbeat, like one on another host. Whatever those say, a journal that some process still holds locked
+(see ``journal``) belongs to a live writer: that works across namespaces on one kernel, and covers
+children forked from a writer, which may append to its journal after it died.
 
 On Linux the start time comes from ``/proc/<pid>/stat`` (cheap enough for ``init()``'s budget);
 elsewhere from psutil, imported only when needed.
@@ -9,6 +17,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from pathlib import Path
+
+from . import journal
 
 # Writers on another host cannot be probed; they are presumed dead once their heartbeat is this old.
 REMOTE_HEARTBEAT_TIMEOUT_S = 300.0
@@ -21,6 +32,17 @@ def host_name() -> str:
     import socket
 
     return socket.gethostname()
+
+
+def current_pid_namespace() -> str | None:
+    """This process's PID namespace: ``"pid:[<inode>]"`` on Linux, ``""`` where the OS has no PID namespaces,
+    None when it cannot be told (no ``/proc``). Not cached: a process may move into a new namespace."""
+    if not sys.platform.startswith("linux"):
+        return ""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
 
 
 def _linux_start_time(pid: int) -> float | None:
@@ -60,8 +82,24 @@ def is_alive(pid: int, started: float | None) -> bool:
     return started is None or abs(now_started - started) < 0.01
 
 
-def writer_is_alive(host: str, pid: int, pid_started: float | None, heartbeat_at: float, now: float) -> bool:
-    """Is a run's writer still there? By pid on this host; by heartbeat age on another."""
-    if host == host_name():
-        return is_alive(pid, pid_started)
-    return now - heartbeat_at < REMOTE_HEARTBEAT_TIMEOUT_S
+def writer_is_alive(
+    *,
+    host: str,
+    pid_namespace: str | None,
+    pid: int,
+    pid_started: float | None,
+    heartbeat_at: float,
+    now: float,
+    journal_path: Path | None,
+) -> bool:
+    """Is a run's writer still there (or may its journal still grow)?
+
+    By pid for a writer on this host in this PID namespace; by heartbeat age for any other, including one
+    whose namespace is not recorded; and alive, whatever those say, while its journal is locked.
+    """
+    if host == host_name() and pid_namespace is not None and pid_namespace == current_pid_namespace():
+        if is_alive(pid, pid_started):
+            return True
+    elif now - heartbeat_at < REMOTE_HEARTBEAT_TIMEOUT_S:
+        return True
+    return journal_path is not None and journal.in_use(journal_path)

@@ -7,6 +7,7 @@ import math
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 import runlane
 from runlane import cli, wire
 from runlane.store.migrations import MIGRATIONS
+
+from .conftest import run_script, start_script
 
 
 @pytest.fixture
@@ -168,3 +171,127 @@ def test_projects_can_be_created_empty_and_looked_up(tmp_path: Path) -> None:
     run = runlane.init(project="team/vision", dir=tmp_path / "new")
     run.finish()
     assert run.display_id == "TV-1"
+
+
+CONSOLE_SCRIPT = """
+import sys, runlane
+run = runlane.init(project="logs", capture_console=True, system_metrics_interval=None)
+print("Epoch 1: loss 0.5")
+print("100% done_ok", flush=True)
+sys.stderr.write("ERROR: disk nearly full\\n")
+sys.stderr.flush()
+run.log_text("error budget fine\\nplain line")
+run.finish()
+"""
+
+
+def test_logs_page_with_a_cursor_and_filter_by_search_and_stream(store_dir: Path) -> None:
+    result = run_script(CONSOLE_SCRIPT, store_dir)
+    assert result.returncode == 0, result.stderr
+    with runlane.Api(store_dir) as api:
+        (run,) = api.runs()
+        everything = api.logs(run.id)
+        assert sorted((line.stream, line.text) for line in everything) == [
+            ("log", "error budget fine"),
+            ("log", "plain line"),
+            ("stderr", "ERROR: disk nearly full"),
+            ("stdout", "100% done_ok"),
+            ("stdout", "Epoch 1: loss 0.5"),
+        ]
+        ids = [line.id for line in everything]
+        assert ids == sorted(set(ids))
+
+        paged, cursor = [], None
+        while page := api.logs(run.id, after=cursor, limit=2):
+            assert len(page) <= 2
+            paged += page
+            cursor = page[-1].id
+        assert paged == everything
+        assert api.logs(run.id, after=everything[-1].id) == []
+        assert api.logs(run.id, after=everything[1].id) == everything[2:]
+
+        def texts(**query: object) -> list[str]:
+            return sorted(line.text for line in api.logs(run.id, **query))  # type: ignore[arg-type]
+
+        assert texts(streams="stderr") == ["ERROR: disk nearly full"]
+        assert texts(streams=["stdout", "log"]) == [
+            "100% done_ok",
+            "Epoch 1: loss 0.5",
+            "error budget fine",
+            "plain line",
+        ]
+        assert texts(streams=[]) == []
+        assert texts(search="error") == ["ERROR: disk nearly full", "error budget fine"]  # ASCII case ignored
+        assert texts(search="0%") == ["100% done_ok"]  # % and _ are text, not wildcards
+        assert texts(search="e_o") == ["100% done_ok"]
+        assert texts(search="1_") == []  # as a wildcard, _ would match "1:" and "10"
+        assert texts(search="error", streams="log", limit=5) == ["error budget fine"]
+
+        for bad, error in [
+            ({"after": -1}, ValueError),
+            ({"after": "3"}, ValueError),
+            ({"after": True}, ValueError),
+            ({"limit": 0}, ValueError),
+            ({"limit": 2.5}, ValueError),
+            ({"search": 3}, TypeError),
+            ({"streams": [1]}, TypeError),
+        ]:
+            with pytest.raises(error, match=str(next(iter(bad)))):
+                api.logs(run.id, **bad)  # type: ignore[arg-type]
+
+
+TAIL_SCRIPT = """
+import sys, time, runlane
+from pathlib import Path
+go = Path({go!r})
+run = runlane.init(project="tail", system_metrics_interval=None)
+print(run.id, flush=True)
+for i in range(200):
+    run.log_text(f"line {{i}}")
+deadline = time.monotonic() + 60
+while not go.exists():  # the test reads the first lines while the run is live, then says go
+    if time.monotonic() > deadline:
+        sys.exit("the test never said go")
+    time.sleep(0.01)
+for i in range(200, 400):
+    run.log_text(f"line {{i}}")
+    if i % 20 == 0:
+        time.sleep(0.02)  # spread over several of the writer's batches
+run.log_text("done")
+run.finish()
+"""
+
+
+def test_tailing_a_live_run_gets_every_line_exactly_once(store_dir: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    with start_script(TAIL_SCRIPT.format(go=str(go)), store_dir) as process:
+        try:
+            assert process.stdout is not None
+            run_id = int(process.stdout.readline())
+            seen: list[str] = []
+            ids: list[int] = []
+            cursor = None
+            live_reads = 0
+            deadline = time.monotonic() + 60
+            with runlane.Api(store_dir) as api:
+                while "done" not in seen:
+                    assert time.monotonic() < deadline, f"tailing stalled after {len(seen)} lines"
+                    page = api.logs(run_id, after=cursor, limit=7)
+                    if not page:
+                        time.sleep(0.02)  # nothing new yet: poll again
+                        continue
+                    if api.run(run_id).status == "running":
+                        live_reads += 1
+                    seen += [line.text for line in page]
+                    ids += [line.id for line in page]
+                    cursor = page[-1].id
+                    if not go.exists():
+                        go.touch()
+            _, errors = process.communicate(timeout=60)
+            assert process.returncode == 0, errors
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert seen == [f"line {i}" for i in range(400)] + ["done"]
+    assert ids == sorted(set(ids))
+    assert live_reads >= 2  # pages came both before and after the go: this was a live run

@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 import runlane
 import runlane.compat.runicorn as rn
@@ -303,6 +302,7 @@ def test_full_lifecycle_example(store_dir: Path, tmp_path: Path) -> None:
         val_acc = api.history(run.id, "val_acc")
         logs = [line.text for line in api.logs(run.id) if line.stream == "stdout"]
         images = api.images(run.id, "epoch_preview")
+        sizes = [api.open_image(image).size for image in images]
     assert (run.status, run.alias) == ("finished", "seed-42")
     assert train_loss.steps == list(range(1, 16))  # Runicorn counts steps from 1
     assert train_loss.stages == [f"epoch_{e}" for e in (1, 2, 3) for _ in range(5)]
@@ -318,9 +318,7 @@ def test_full_lifecycle_example(store_dir: Path, tmp_path: Path) -> None:
         (10, "Metrics snapshot for epoch 2"),
         (15, "Metrics snapshot for epoch 3"),
     ]
-    for image in images:
-        with Image.open(image.path) as png:
-            assert png.size == (320, 160)
+    assert sizes == [(320, 160)] * 3
 
 
 def test_log_config_with_args_and_files(store_dir: Path) -> None:

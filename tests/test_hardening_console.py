@@ -147,7 +147,8 @@ def test_a_killed_tee_gives_the_process_its_terminal_back(store_dir: Path) -> No
         with runlane.Api() as api:
             while [line.text for line in api.logs(run.id)] != ["captured"]:
                 time.sleep(0.01)
-        (tee,) = psutil.Process().children()
+        # The drain process is a child too: the tee is the one running tee.py.
+        (tee,) = [p for p in psutil.Process().children() if "capture.tee" in " ".join(p.cmdline())]
         tee.kill()
         deadline = time.monotonic() + 30
         while os.fstat(1).st_ino != terminal:  # the watcher puts the terminal back
@@ -187,7 +188,7 @@ def test_a_journal_the_tee_still_holds_is_neither_replayed_nor_deleted(store_dir
         assert proc.stdout is not None
         assert proc.stdout.readline() == b"ready\n"
         _wait_for(lambda: _streams(store_dir)[1]["stdout"] == ["ready"], "the first line to be stored")
-        (tee,) = psutil.Process(proc.pid).children()
+        (tee,) = [p for p in psutil.Process(proc.pid).children() if "capture.tee" in " ".join(p.cmdline())]
         tee.suspend()
         proc.stdin.write(b"go\n")
         proc.stdin.flush()
@@ -232,3 +233,26 @@ def test_a_tee_that_cannot_start_leaves_the_console_as_it_was(store_dir: Path) -
     info, stored = _streams(store_dir)
     assert info.status == "finished"
     assert stored["stdout"] == []
+
+
+def test_the_tees_journal_is_a_non_owner_writer_closed_by_its_end_record(store_dir: Path) -> None:
+    # The tee's writer carries the process's identity (its drain tails it) but does not own the run: its END
+    # record closes only itself, the run's status comes from the run's own END, and no journal is left.
+    code = """
+        import runlane
+        run = runlane.init(project="end", capture_console=True, system_metrics_interval=None)
+        print("stored", flush=True)
+        run.finish()
+    """
+    with _reaped(_start(code, store_dir)) as proc:
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out == b"stored\n"
+    with runlane.Api(store_dir) as api:
+        info = api.run(api.runs()[0].id)
+        assert [line.text for line in api.logs(info.id)] == ["stored"]
+    assert info.status == "finished"
+    assert info.status_reason is None
+    assert sorted((w.pid, w.owner) for w in info.writers) == [(proc.pid, False), (proc.pid, True)]
+    assert all(w.closed_at is not None for w in info.writers)
+    assert list((store_dir / "journals").iterdir()) == []

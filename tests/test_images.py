@@ -33,10 +33,11 @@ def _stored(store: Path, run_id: int, key: str | None = None) -> list[runlane.Im
         return api.images(run_id, key)
 
 
-def _pixels(path: Path) -> tuple[str, np.ndarray]:
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        return image.mode, np.asarray(image)
+def _pixels(store: Path, item: runlane.ImageInfo) -> tuple[str, np.ndarray]:
+    with runlane.Api(store) as api:
+        image = api.open_image(item)
+    assert image.format == "PNG"
+    return image.mode, np.asarray(image)
 
 
 def _scaled(floats: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ def test_each_accepted_input_reads_back_pixel_identical(run, store_dir: Path, ca
     (item,) = _stored(store_dir, run.id)
     assert (item.key, item.step, item.caption) == ("sample", 0, case)
     assert (item.height, item.width) == expected.shape[:2]
-    stored_mode, pixels = _pixels(item.path)
+    stored_mode, pixels = _pixels(store_dir, item)
     assert stored_mode == mode
     np.testing.assert_array_equal(pixels, expected)
 
@@ -86,7 +87,7 @@ def test_each_accepted_input_reads_back_pixel_identical(run, store_dir: Path, ca
 def test_float_conversion_is_documented_rounding(run, store_dir: Path) -> None:  # type: ignore[no-untyped-def]
     run.log_image("ramp", np.array([[0.0, 0.25, 0.5, 0.75, 1.0, 1 / 255, 0.5 / 255]]))
     run.finish()
-    _, pixels = _pixels(_stored(store_dir, run.id)[0].path)
+    _, pixels = _pixels(store_dir, _stored(store_dir, run.id)[0])
     assert pixels.tolist() == [[0, 64, 128, 191, 255, 1, 0]]  # round(x * 255), half to even
 
 
@@ -183,8 +184,8 @@ def test_identical_images_are_stored_once(run, store_dir: Path) -> None:  # type
     run.log_image("c", GRAY, step=2)
     run.finish()
     first, second, third = _stored(store_dir, run.id)
-    assert first.path == second.path != third.path
-    assert sorted((store_dir / BLOB_DIR).rglob("*.png")) == sorted({first.path, third.path})
+    assert first.blob == second.blob != third.blob
+    assert sorted(path.name for path in (store_dir / BLOB_DIR).rglob("*.png")) == sorted({first.blob, third.blob})
 
 
 def test_log_image_after_finish_raises(store_dir: Path) -> None:

@@ -11,7 +11,7 @@ import runlane
 from runlane import journal
 from runlane.journal import JournalCorruptError, JournalFile, JournalReader
 
-from .conftest import run_script
+from .conftest import run_script, script_env
 
 
 def _record(text: str) -> bytes:
@@ -86,7 +86,9 @@ def test_a_torn_tail_left_by_a_dead_process_is_ignored_and_the_rest_replayed(sto
         print(run.id, flush=True)
         os._exit(1)
     """
-    result = run_script(code, store_dir)
+    # A drain thread dies with its process, like a drain process killed along with it (kill -9 of the
+    # whole group, a container stopped): the journal is left for the next process that opens the store.
+    result = run_script(code, store_dir, env=script_env(store_dir, RUNLANE_DRAIN="thread"))
     assert result.returncode == 1, result.stderr
     run_id = int(result.stdout)
     [journal_path] = list((store_dir / "journals").iterdir())
@@ -108,7 +110,7 @@ def test_damage_in_a_dead_journal_is_noted_in_the_reason(store_dir: Path) -> Non
         print(run.id, flush=True)
         os._exit(1)
     """
-    result = run_script(code, store_dir)
+    result = run_script(code, store_dir, env=script_env(store_dir, RUNLANE_DRAIN="thread"))
     run_id = int(result.stdout)
     [journal_path] = list((store_dir / "journals").iterdir())
     size = journal_path.stat().st_size
@@ -127,3 +129,50 @@ def test_journals_are_private_to_their_user(store_dir: Path) -> None:
     [path] = list((store_dir / "journals").iterdir())
     assert os.stat(path).st_mode & 0o077 == 0
     run.finish()
+
+
+# Each record as older runlane code wrote it (plain tuples, positions by hand) and through its shape.
+PNG, ZIP = "0" * 64 + ".png", "0" * 64 + ".zip"
+METRICS = {"loss": 0.25, "n": 7}
+AS_WRITTEN_BEFORE: list[tuple[tuple[object, ...], journal.Record]] = [
+    ((journal.METRICS, 1.5, 3, "train", METRICS), journal.Metrics.new(1.5, 3, "train", METRICS)),
+    ((journal.TEXT, 1.5, "log", "hi\n"), journal.Text.new(1.5, "log", "hi\n")),
+    ((journal.SUMMARY, 1.5, {"a": [1, None]}), journal.Summary.new(1.5, {"a": [1, None]})),
+    ((journal.CONFIG, 1.5, {"lr": 0.1}), journal.Config.new(1.5, {"lr": 0.1})),
+    ((journal.TAGS, 1.5, ["a"], ["b"]), journal.Tags.new(1.5, ["a"], ["b"])),
+    ((journal.PRIMARY, 1.5, "acc", "max"), journal.Primary.new(1.5, "acc", "max")),
+    ((journal.IMAGE, 1.5, "img", 2, None, PNG, 4, 3), journal.Image.new(1.5, "img", 2, None, PNG, 4, 3)),
+    ((journal.SYSTEM, 1.5, {"sys/cpu_percent": 50.0}), journal.System.new(1.5, {"sys/cpu_percent": 50.0})),
+    ((journal.FILE, 1.5, "code", ZIP, {"files": 2}), journal.File.new(1.5, "code", ZIP, {"files": 2})),
+    ((journal.END, 1.5, "finished", None), journal.End.new(1.5, "finished", None)),
+]  # fmt: skip
+
+
+def test_record_shapes_write_the_bytes_journals_already_hold() -> None:
+    packer = journal.new_packer()
+    assert {shape.kind for _, shape in AS_WRITTEN_BEFORE} == journal.RECORD_TYPES
+    for plain, shaped in AS_WRITTEN_BEFORE:
+        assert packer.pack(shaped) == packer.pack(plain), type(shaped).__name__
+        assert tuple(shaped) == plain
+        assert type(shaped)._fields[:2] == ("kind", "time")  # what record_time relies on
+    # log()'s encoder writes a Metrics record without building one; pinned to the bytes on disk.
+    encoded = journal.metrics_encoder(packer)(1.5, 3, "train", {"loss": 0.25, "n": 7})
+    assert encoded == packer.pack(AS_WRITTEN_BEFORE[0][1])
+    assert encoded.hex() == "9500cb3ff800000000000003a5747261696e82a46c6f7373cb3fd0000000000000a16e07"
+
+
+def test_a_journal_written_before_the_shapes_replays_by_field_name(tmp_path: Path) -> None:
+    path = tmp_path / "old.rlj"
+    packer = journal.new_packer()
+    path.write_bytes(b"".join(packer.pack(plain) for plain, _ in AS_WRITTEN_BEFORE))
+    reader = JournalReader(path)
+    records = reader.read().records
+    reader.close()
+    assert [tuple(record) for record in records] == [tuple(shaped) for _, shaped in AS_WRITTEN_BEFORE]
+    step, values = journal.fields(journal.Metrics, "step", "values")(records[0])
+    assert (step, values) == (3, {"loss": 0.25, "n": 7})
+    assert journal.fields(journal.File, "file_kind")(records[journal.FILE]) == "code"  # listed in type order
+    assert {journal.record_time(record) for record in records} == {1.5}
+    assert not journal.is_record([journal.TEXT, 1.0, "log"])  # one element short
+    assert not journal.is_record([99, 1.0])
+    assert not journal.is_record([True, 1.0, {}])  # a bool is not a record type

@@ -38,6 +38,7 @@ def test_public_api_is_pinned() -> None:
         "StoreError",
         "StoreNotFoundError",
         "SystemPoint",
+        "SystemSample",
         "__version__",
         "init",
         "is_enabled",

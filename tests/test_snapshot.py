@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import zipfile
@@ -16,15 +17,15 @@ from runlane.sdk.capture.snapshot import MAX_BYTES, MAX_FILES
 from .conftest import git, write
 
 
-def _snapshot(store: Path, run_id: int) -> Path:
+def _snapshot(store: Path, run_id: int) -> bytes:
     with runlane.Api(store) as api:
-        path = api.code_snapshot(run_id)
-    assert path is not None
-    return path
+        data = api.code_snapshot(run_id)
+    assert data is not None
+    return data
 
 
-def _names(path: Path) -> list[str]:
-    with zipfile.ZipFile(path) as archive:
+def _names(data: bytes) -> list[str]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return archive.namelist()
 
 
@@ -80,7 +81,7 @@ def test_snapshot_holds_gits_file_list_without_the_store(repo: Path, monkeypatch
     assert names == expected
     assert names == [".gitignore", "new.py", "pkg/__init__.py", "pkg/model.py", "run.sh", "train.py"]
     assert any(name.startswith("store/") for name in listed)  # git would have listed the store
-    with zipfile.ZipFile(_snapshot(store, run.id)) as archive:
+    with zipfile.ZipFile(io.BytesIO(_snapshot(store, run.id))) as archive:
         for info in archive.infolist():
             assert archive.read(info) == (repo / info.filename).read_bytes()
             assert info.date_time == (1980, 1, 1, 0, 0, 0)
@@ -97,13 +98,13 @@ def test_two_runs_of_the_same_code_share_one_stored_archive(repo: Path, tmp_path
     (repo / "train.py").touch()  # a new modification time, the same code
     second = _snap(store, workspace_root=repo)
     assert _snapshot(store, first.id) == _snapshot(store, second.id)
-    assert _zips(store) == [_snapshot(store, first.id)]
+    assert [path.read_bytes() for path in _zips(store)] == [_snapshot(store, first.id)]
 
     (repo / "train.py").write_text("print('changed')\n")
     third = _snap(store, workspace_root=repo)
     assert _snapshot(store, third.id) != _snapshot(store, first.id)
     assert len(_zips(store)) == 2
-    with zipfile.ZipFile(_snapshot(store, third.id)) as archive:
+    with zipfile.ZipFile(io.BytesIO(_snapshot(store, third.id))) as archive:
         assert archive.read("train.py") == b"print('changed')\n"
 
 
@@ -160,7 +161,7 @@ def test_the_size_limit_names_itself_and_force_snapshot_overrides_it(tmp_path: P
     assert isinstance(caught.value, ValueError)
     assert not store.exists()
     run = _snap(store, workspace_root=root, force_snapshot=True)
-    with zipfile.ZipFile(_snapshot(store, run.id)) as archive:
+    with zipfile.ZipFile(io.BytesIO(_snapshot(store, run.id))) as archive:
         assert archive.getinfo("weights.bin").file_size == MAX_BYTES + 1
 
 

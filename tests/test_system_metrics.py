@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sqlite3
 import statistics
 import threading
 import time
@@ -147,3 +148,76 @@ def test_auto_leaves_a_live_runs_samples_to_the_process_that_writes_it(store_dir
     assert attached._capture.options.system_interval == 0.05  # a chosen interval is kept
     attached.close()
     explicit.finish()
+
+
+def test_system_samples_page_with_a_cursor(store_dir: Path) -> None:
+    store = SQLiteStore(store_dir)
+    try:
+        info = store.create_run(NewRun(uid="a" * 32, project="p"), WriterSpec("w", "host", 1, None, "j"))
+        records = [[journal.SYSTEM, float(t), {"sys/x": float(t), "sys/y": -float(t)}] for t in range(5)]
+        store.ingest("w", info.id, records, 0, 10)
+    finally:
+        store.close()
+    with runlane.Api(store_dir) as api:
+        everything = api.system_samples(info.id)
+        assert [(s.key, s.time, s.value) for s in everything] == [
+            (key, float(t), sign * float(t)) for t in range(5) for key, sign in (("sys/x", 1), ("sys/y", -1))
+        ]
+        assert [s.id for s in everything] == sorted({s.id for s in everything})
+        paged, cursor = [], None
+        while page := api.system_samples(info.id, after=cursor, limit=3):
+            paged += page
+            cursor = page[-1].id
+        assert paged == everything
+        only_y = api.system_samples(info.id, "sys/y", after=everything[3].id, limit=2)
+        assert [(s.key, s.time) for s in only_y] == [("sys/y", 2.0), ("sys/y", 3.0)]
+        grouped = api.system_metrics(info.id)
+        assert grouped["sys/x"] == [runlane.SystemPoint(s.time, s.value) for s in everything if s.key == "sys/x"]
+        with pytest.raises(ValueError, match="after must be"):
+            api.system_samples(info.id, after=-2)
+        with pytest.raises(ValueError, match="limit must be"):
+            api.system_samples(info.id, limit=0)
+        with pytest.raises(TypeError, match="key must be a string"):
+            api.system_samples(info.id, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("applied", [2, 3], ids=["before-writer-identity", "after-writer-identity"])
+def test_samples_stored_before_ids_existed_keep_their_order_as_ids(store_dir: Path, applied: int) -> None:
+    # A store from before migration 0004 (system samples without an id column), with or without 0003
+    # (writer identity), is migrated in place.
+    from runlane.store.migrations import MIGRATIONS, _split_statements
+
+    store_dir.mkdir()
+    db = sqlite3.connect(store_dir / "runlane.db")
+    try:
+        with db:
+            db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+            for migration in MIGRATIONS[:applied]:
+                for statement in _split_statements(migration.sql):
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, 0)", (migration.name,))
+            db.execute("INSERT INTO projects (name, key, created_at) VALUES ('p', 'PP', 0)")
+            db.execute(
+                "INSERT INTO runs (uid, project_id, seq, status, created_at, started_at, config, summary)"
+                " VALUES (?, 1, 1, 'finished', 0, 0, '{}', '{}')",
+                ("b" * 32,),
+            )
+            db.executemany(
+                "INSERT INTO system_points (run_id, key, time, value) VALUES (1, ?, ?, ?)",
+                [("sys/x", 2.0, 1.0), ("sys/x", 1.0, None), ("sys/y", 1.0, 3.0)],
+            )
+    finally:
+        db.close()
+    with runlane.Api(store_dir) as api:
+        samples = api.system_samples(1)
+        assert [(s.key, s.time, s.id) for s in samples] == [("sys/x", 2.0, 1), ("sys/x", 1.0, 2), ("sys/y", 1.0, 3)]
+        assert math.isnan(samples[1].value)
+        assert [p.time for p in api.system_metrics(1)["sys/x"]] == [1.0, 2.0]
+    db = sqlite3.connect(store_dir / "runlane.db")
+    try:
+        done = [row[0] for row in db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
+        writer_columns = {row[1] for row in db.execute("PRAGMA table_info(run_writers)")}
+    finally:
+        db.close()
+    assert done == [m.name for m in MIGRATIONS]
+    assert {"pid_namespace", "owner"} <= writer_columns

@@ -64,7 +64,11 @@ def test_side_process_appends_eval_metrics_and_closes_while_training_continues(s
 def test_resume_of_a_running_run_keeps_it_running_after_close(store_dir: Path) -> None:
     owner = runlane.init(project="p", dir=store_dir)
     owner.log({"x": 1.0})
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    with runlane.Api(store_dir) as api:  # the side process counts on from what the store holds
+        while not api.history(owner.id, "x"):
+            assert time.monotonic() < deadline, "the owner's point never reached the store"
+            time.sleep(0.02)
     side = runlane.init(run_id=owner.id, resume=True, dir=store_dir)
     assert side.step == 1
     side.log({"y": 2.0})

@@ -23,21 +23,25 @@ from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
 from ..statuses import FAILED, FINISHED, KILLED, normalize_status
+from ..steps import STEP_MAX, as_integer
 from ..store.ingest import split_lines
 from . import hooks
 from .values import metric_values, plain_mapping
-from .writer import StoreWriter, release
+from .writer import SideJournal, StoreWriter, release
 
 if TYPE_CHECKING:
+    from ..blobs import BlobSink
+    from ..store.base import WriterSpec
     from .capture.context import RunCapture
 
 
 _FAST_TYPES = frozenset({float, int})
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_MAX_RECORD_BYTES = journal.MAX_RECORD_BYTES  # a module global: log() is the hot path
 MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
 MAX_CAPTION = 4096
+FINISH_TIMEOUT_S = 120.0  # how long finish() waits for the store by default
 CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
@@ -53,20 +57,30 @@ class Run:
         journal_file: journal.JournalFile,
         next_step: int,
         store_dir: Path,
+        blobs: BlobSink,
         capture: RunCapture | None = None,
+        owner: bool = True,
     ) -> None:
         self._info = info
+        # The owner (this process created the run, or resumed it while no other owner was open) decides the
+        # run's final status; a side process's automatic ends only close its writer.
+        self._owner = owner
+        # A side process's counter knows nothing of the owner's: say so on its first log() without step=.
+        self._warn_on_implicit_step = not owner
         self._writer = store_writer
         self._writer_id = writer_id
         self._journal = journal_file
         self._store_dir = store_dir
+        self._blobs = blobs
         self._step = next_step
         self._status = info.status
         self._config = copy.deepcopy(info.config)
         self._tags: dict[str, None] = dict.fromkeys(info.tags)
         self._known_keys: set[str] = set()
         self._packer = journal.new_packer()
+        self._encode_metrics = journal.metrics_encoder(self._packer)
         self._capture = capture
+        self._side_journals: list[SideJournal] = []  # the console tee's, applied before the run's own at its end
         # Capture threads encode with their own packer (a Packer is not meant to be shared between threads),
         # only while holding the run lock or, once the run ends, on the ending thread after they stopped.
         self._capture_packer = journal.new_packer()
@@ -187,15 +201,21 @@ class Run:
                 raise RunClosedError(self._closed_message())
             if step is None:
                 step = self._step
-            elif type(step) is not int or step < 0:
+                if self._warn_on_implicit_step:
+                    self._warn_about_implicit_steps()
+                if step > STEP_MAX:  # only after an explicit step=STEP_MAX: the counter is one past it
+                    raise ValueError(_counter_past_the_end(step))
+            elif type(step) is not int or step < 0 or step > STEP_MAX:
                 step = _check_step(step)
             if not values:
                 self._step = step + 1
                 return
             try:
-                record = self._packer.pack((journal.METRICS, time.time(), step, stage, values))
+                record = self._encode_metrics(time.time(), step, stage, values)
             except OverflowError:  # an int beyond 64 bits slipped past the fast path
-                record = self._packer.pack((journal.METRICS, time.time(), step, stage, metric_values(values, {})))
+                record = self._encode_metrics(time.time(), step, stage, metric_values(values, {}))
+            if len(record) > _MAX_RECORD_BYTES:
+                journal.check_record_size(record, "log()")
             self._journal.append(record)
             self._step = step + 1
 
@@ -204,31 +224,31 @@ class Run:
         if not isinstance(text, str):
             raise TypeError(f"log_text takes a string, got {type(text).__name__}")
         pieces = [text] if len(text) <= TEXT_PIECE else _split_text(text)
-        self._append_all([(journal.TEXT, time.time(), "log", piece) for piece in pieces])
+        self._append_all([journal.Text.new(time.time(), "log", piece) for piece in pieces], "log_text()")
 
     def summary(self, update: Mapping[str, Any]) -> None:
         """Merge fields into the run summary (final scores, notes, chosen checkpoint, ...)."""
         values = plain_mapping(update, "summary")
-        self._append_all([(journal.SUMMARY, time.time(), values)])
+        self._append_all([journal.Summary.new(time.time(), values)], "summary()")
 
     def update_config(self, update: Mapping[str, Any]) -> None:
         """Deep-merge later edits into the config (nested dicts merge, other values replace)."""
         values = plain_mapping(update, "config")
-        self._append_all([(journal.CONFIG, time.time(), values)])
+        self._append_all([journal.Config.new(time.time(), values)], "update_config()")
         self._config = deep_merge(self._config, values)
 
     def add_tags(self, *tags: str | Iterable[str]) -> None:
         """Add tags: ``add_tags("a", "b")`` or ``add_tags(["a", "b"])``; existing tags are kept once."""
-        added = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag not in self._tags]
+        added = [tag for tag in dict.fromkeys(_tag_list(tags, "add_tags()")) if tag not in self._tags]
         if added:
-            self._append_all([(journal.TAGS, time.time(), added, [])])
+            self._append_all([journal.Tags.new(time.time(), added, [])], "add_tags()")
             self._tags.update(dict.fromkeys(added))
 
     def remove_tags(self, *tags: str | Iterable[str]) -> None:
         """Remove tags; tags the run does not have are ignored."""
-        removed = [tag for tag in dict.fromkeys(_tag_list(tags)) if tag in self._tags]
+        removed = [tag for tag in dict.fromkeys(_tag_list(tags, "remove_tags()")) if tag in self._tags]
         if removed:
-            self._append_all([(journal.TAGS, time.time(), [], removed)])
+            self._append_all([journal.Tags.new(time.time(), [], removed)], "remove_tags()")
             for tag in removed:
                 del self._tags[tag]
 
@@ -237,7 +257,7 @@ class Run:
         check_metric_key(metric_name)
         if mode not in PRIMARY_MODES:
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-        self._append_all([(journal.PRIMARY, time.time(), metric_name, mode)])
+        self._append_all([journal.Primary.new(time.time(), metric_name, mode)], "set_primary_metric()")
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
@@ -252,21 +272,22 @@ class Run:
                 raise TypeError(f"caption must be a string, got {type(caption).__name__}")
             if len(caption) > MAX_CAPTION:
                 raise ValueError(f"caption is {len(caption)} characters; at most {MAX_CAPTION}")
-        if step is None:
-            step = max(self._step - 1, 0)  # the step of the latest log(): the counter is one past it
-        elif type(step) is not int or step < 0:
-            step = _check_step(step)
+        # Without a step: the latest log()'s (the counter is one past it).
+        step = max(self._step - 1, 0) if step is None else _check_step(step)
         if self._ended:  # before the encoding work; _append_all checks again under the lock
             raise RunClosedError(self._closed_message())
-        from .. import blobs
         from . import media
 
         encoded = media.encode_png(image)
-        name = blobs.put_bytes(self._store_dir, encoded.png, "png")
-        self._append_all([(journal.IMAGE, time.time(), key, step, caption, name, encoded.width, encoded.height)])
+        name = self._blobs.put_bytes(encoded.png, "png")  # before the record: a record never names a missing blob
+        self._append_all(
+            [journal.Image.new(time.time(), key, step, caption, name, encoded.width, encoded.height)], "log_image()"
+        )
 
-    def _append_all(self, records: list[tuple[Any, ...]]) -> None:
+    def _append_all(self, records: list[tuple[Any, ...]], what: str) -> None:
         encoded = [self._packer.pack(record) for record in records]  # encode all before writing any
+        for data in encoded:
+            journal.check_record_size(data, what)
         with self._lock:
             if self._ended:
                 raise RunClosedError(self._closed_message())
@@ -319,24 +340,44 @@ class Run:
 
     # -- ending ---------------------------------------------------------------------------------
 
-    def finish(self, status: str | None = None) -> None:
+    def finish(self, status: str | None = None, *, timeout: float | None = None) -> None:
         """End the run: drain everything into the store, stop background work, set the final status
         (default ``finished``) and write the best primary-metric value into the summary.
 
+        Waits at most ``timeout`` seconds (default ``FINISH_TIMEOUT_S``) for the store to take what is
+        still in the journal; past that it warns how much is unsent and where, and returns: the drain
+        goes on, and whatever it cannot deliver is replayed by the next process that opens the store.
         Idempotent; after ``close()`` it does nothing.
         """
         final = FINISHED if status is None else normalize_status(status)
-        self._end(final, None)
+        self._end(final, None, timeout)
 
-    def close(self) -> None:
+    def close(self, *, timeout: float | None = None) -> None:
         """Release local resources without changing the run's status (for side processes attached to
         a run another process will finish). Unregisters the exit hook. Idempotent."""
-        self._end(None, None)
+        self._end(None, None, timeout)
 
     def _end_automatically(self, status: str, reason: str | None) -> None:
-        self._end(status, reason)
+        """An end this process did not ask for by name (exit, exception, signal, ``with``): the run's owner
+        ends the run with ``status``; a side process only closes its writer, noting why."""
+        if self._owner:
+            self._end(status, reason, None)
+        else:
+            self._end(None, reason if reason is not None else f"the side process ended ({status})")
 
-    def _end(self, status: str | None, reason: str | None) -> None:
+    def _warn_about_implicit_steps(self) -> None:
+        self._warn_on_implicit_step = False
+        owners = [f"process {w.pid} on {w.host}" for w in self._info.writers if w.owner and w.closed_at is None]
+        _log.warning(
+            "runlane: run %s is written by its owner (%s) as well as by this process, which attached beside it;"
+            " log() without step= counts on from step %d here, unaware of the owner's steps, so both may log"
+            " the same step and a metric logged at one step by both keeps only one value: pass step= explicitly",
+            self._info.display_id,
+            ", ".join(owners) or "another process",
+            self._step,
+        )
+
+    def _end(self, status: str | None, reason: str | None, timeout: float | None = None) -> None:
         with self._lock:
             if self._ended:
                 return
@@ -352,12 +393,44 @@ class Run:
                 except Exception:  # the run must still end; what was captured so far is in the journal
                     _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
                 self._append_ending_records()
-            self._writer.unfollow(self._writer_id, status, reason)
+            deadline = time.monotonic() + (FINISH_TIMEOUT_S if timeout is None else timeout)
+            for side in self._side_journals:  # their END records are in by now (capture.stop saw to it)
+                try:
+                    self._wait_until_stored(side.writer_id, side.file.path, None, max(0.0, deadline - time.monotonic()))
+                except RuntimeError as exc:  # damaged: kept, its writer closed with the reason; the run ends anyway
+                    _log.error("runlane: run %s: %s", self._info.display_id, exc)
+            # The END record makes the ending durable: whoever applies the journal (our drain, or a
+            # later process replaying it after a crash) closes the writer with this status.
+            with self._lock:
+                self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
+            self._journal.close()
+            self._wait_until_stored(self._writer_id, self._journal.path, status, max(0.0, deadline - time.monotonic()))
         finally:
             self._journal.close()
             release(self._writer)
         if status is not None:
             self._status = status
+
+    def _open_side_journal(self, process: WriterSpec) -> SideJournal:
+        """A journal of this run for the console tee (``capture.OpenJournal``), applied at the run's end."""
+        side = SideJournal(self._writer, process, self._info.id)
+        self._side_journals.append(side)
+        return side
+
+    def _wait_until_stored(self, writer_id: str, path: Path, status: str | None, timeout: float) -> None:
+        if not self._writer.complete(writer_id, path, status, timeout):
+            try:
+                size = f"{path.stat().st_size:,}"
+            except OSError:
+                size = "?"
+            _log.warning(
+                "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
+                "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
+                self._info.display_id,
+                timeout,
+                path,
+                size,
+            )
 
     def _closed_message(self) -> str:
         how = "was closed" if self._ended_status is None else f"has ended ({self._ended_status})"
@@ -368,32 +441,46 @@ class Run:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc is None:
-            self._end(FINISHED, None)
+            self._end_automatically(FINISHED, None)
         elif isinstance(exc, KeyboardInterrupt):
-            self._end(KILLED, "KeyboardInterrupt")
+            self._end_automatically(KILLED, "KeyboardInterrupt")
         elif isinstance(exc, SystemExit) and exc.code in (None, 0):
-            self._end(FINISHED, None)
+            self._end_automatically(FINISHED, None)
         else:
-            self._end(FAILED, hooks.describe(exc))
+            self._end_automatically(FAILED, hooks.describe(exc))
 
 
 def _check_step(step: Any) -> int:
-    if isinstance(step, bool) or not hasattr(step, "__index__"):
+    value = as_integer(step)
+    if value is None:
         raise TypeError(f"step must be a non-negative integer, got {type(step).__name__} {step!r}")
-    value = int(step.__index__())
     if value < 0:
         raise ValueError(f"step must be a non-negative integer, got {value}")
-    if value > _UINT64_MAX // 2:
-        raise ValueError(f"step {value} is too large")
+    if value > STEP_MAX:
+        raise ValueError(f"step {value} is beyond the largest step a store can hold ({STEP_MAX}, 2**63 - 1)")
     return value
 
 
-def _tag_list(tags: tuple[str | Iterable[str], ...]) -> list[str]:
+def _counter_past_the_end(counter: int) -> str:
+    return (
+        f"the step counter is at {counter}, beyond the largest step a store can hold ({STEP_MAX}, 2**63 - 1), "
+        "because the previous step was that largest one; pass step= explicitly"
+    )
+
+
+def _tag_list(tags: tuple[object, ...], what: str) -> list[str]:
+    """Tags given as strings or iterables of strings; ``what`` names the argument in errors."""
     out: list[str] = []
     for item in tags:
-        for tag in [item] if isinstance(item, str) else item:
+        if isinstance(item, str):
+            items: Iterable[object] = [item]
+        elif isinstance(item, Iterable) and not isinstance(item, (bytes, bytearray, Mapping)):
+            items = item
+        else:
+            raise TypeError(f"{what} takes strings or lists of strings, got {type(item).__name__} {item!r}")
+        for tag in items:
             if not isinstance(tag, str):
-                raise TypeError(f"tags must be strings, got {type(tag).__name__} {tag!r}")
+                raise TypeError(f"{what}: tags must be strings, got {type(tag).__name__} {tag!r}")
             if not tag.strip():
                 raise ValueError("a tag must not be empty")
             if len(tag) > MAX_TAG_LENGTH:

@@ -6,22 +6,28 @@ import dataclasses
 import functools
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .. import lineage
 from ..config import Settings
-from ..entities import RunInfo
-from ..journal import SUFFIX, JournalFile
-from ..liveness import host_name, process_start_time
+from ..drain.protocol import journal_name as journal_name_for
+from ..journal import JournalFile
+from ..liveness import current_pid_namespace, host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
+from ..recovery import recover
 from ..statuses import FAILED
-from ..store.base import NewRun, Store, WriterSpec
+from ..steps import as_integer
+from ..store.base import Attached, NewRun, Store, WriterSpec
 from . import hooks
 from . import writer as writers
 from .capture.context import RunCapture, check_options
 from .noop import NoOpRun
 from .run import Run, _tag_list
 from .values import plain_mapping
+
+if TYPE_CHECKING:
+    from ..blobs import BlobSink
 
 _enabled = True
 
@@ -76,10 +82,15 @@ def init(
     The store lives in ``dir`` (alias ``storage``), else ``$RUNLANE_DIR``, else ``./.runlane``.
 
     To append to an existing run pass ``run_id`` (numeric id, display id like ``"MMP-42"``, or uid)
-    together with ``resume=True``. To fork one pass ``fork_run_id`` and ``fork_step`` together: the new
-    run's parent is the ancestor that owns that step, its config is the parent's deep-merged with
-    ``config`` (``inherit_config``), its tags optionally the union with the parent's (``inherit_tags``),
-    and its steps continue at ``fork_step + 1``.
+    together with ``resume=True``. What dead processes left of the run in their journals is stored first,
+    so the step counter continues after it. A process that resumes a run while its owner (the process that
+    created it, or the last one to resume it with no owner left) still writes is a side process: its
+    automatic end only closes its writer, never sets the run's status, and its first ``log()`` without
+    ``step=`` warns that its counter may repeat the owner's steps.
+
+    To fork one pass ``fork_run_id`` and ``fork_step`` together: the new run's parent is the ancestor that
+    owns that step, its config is the parent's deep-merged with ``config`` (``inherit_config``), its tags
+    optionally the union with the parent's (``inherit_tags``), and its steps continue at ``fork_step + 1``.
 
     ``uid`` names a new run (default: 32 random hex digits); a uid that is already taken is a
     ``ValueError``, never a merge into the existing run.
@@ -92,14 +103,15 @@ def init(
       process at a time (``ConsoleBusyError`` otherwise).
     - ``system_metrics_interval``: seconds between samples of CPU, memory, disk and network I/O, this
       process's memory and NVIDIA GPUs, stored under ``sys/`` keys; ``None`` or ``0`` turns it off.
-      ``"auto"`` (the default) samples every 10 s, except in a process that attaches (``resume=True``) to a
-      run another process is still writing: that process's samples are the run's.
+      ``"auto"`` (the default) samples every 10 s, except in a side process: one that attaches
+      (``resume=True``) while the run's owner is still writing; the owner's samples are the run's.
     - ``capture_env``: record Python, platform, host, GPUs, installed packages, git state, the command line
       and environment variables, with secrets redacted.
     - ``snapshot_code``: record a zip of the workspace (``workspace_root``, default: the git work tree or
       the current directory); over 5,000 files or 50 MiB ``init()`` raises ``SnapshotTooLargeError``
       unless ``force_snapshot=True``. ``snapshot_format`` must be ``"zip"``.
     """
+    dir, storage = dir or None, storage or None  # empty means not given (see Settings.resolve)
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
     settings = Settings.resolve(dir if dir is not None else storage, mode)
@@ -110,7 +122,7 @@ def init(
     config_values = plain_mapping(config, "config") if config is not None else {}
     if isinstance(tags, str):
         raise TypeError(f"tags must be a list of strings, got one string {tags!r}; use tags=[{tags!r}]")
-    tag_values = tuple(dict.fromkeys(_tag_list((tags,)))) if tags is not None else ()
+    tag_values = tuple(dict.fromkeys(_tag_list((tags,), "tags"))) if tags is not None else ()
     if resume and run_id is None:
         raise ValueError("resume=True needs run_id=: the numeric id, display id (like 'ABC-12') or uid to resume")
     if run_id is not None and not resume:
@@ -139,8 +151,9 @@ def init(
     if not _enabled or settings.mode == "disabled":
         return NoOpRun(project_name, name, config_values, tag_values)
 
+    blobs = blob_sink(settings)
     # Claims the console and checks the snapshot's limits: may refuse the run before it exists.
-    capture = RunCapture(options, settings.dir)
+    capture = RunCapture(options, settings.dir, blobs)
     capture.prepare()
     try:
         store_writer = writers.acquire(settings.dir)
@@ -148,27 +161,32 @@ def init(
         capture.stop()
         raise
     writer_id = os.urandom(16).hex()
-    journal_name = f"journals/{writer_id}{SUFFIX}"
+    journal_name = journal_name_for(os.getpid(), writer_id)
     journal_path = settings.dir / journal_name
     journal_file = None
     try:
         journal_file = JournalFile(journal_path)
         pid = os.getpid()
-        spec = WriterSpec(writer_id, host_name(), pid, process_start_time(pid), journal_name)
+        spec = WriterSpec(writer_id, host_name(), pid, process_start_time(pid), journal_name, current_pid_namespace())
         if ref is not None:
 
-            def attach(store: Store) -> tuple[RunInfo, int]:
-                existing = store.run(ref)
+            def attach(store: Store) -> Attached:
+                run_id = store.resolve(ref)
+                # A long-lived process (a notebook, a service, a sweep driver) ran recovery when its writer
+                # thread started, long before: replay what writers that died since left of this run, so the
+                # step counter continues after everything the store will ever hold of it.
+                recover(store, settings.dir, [run_id])
+                existing = store.run(RunRef("id", run_id))
                 if project_name is not None and existing.project != project_name:
                     raise ValueError(
                         f"run {existing.display_id} belongs to project {existing.project!r}, not {project_name!r}"
                     )
-                return store.attach(ref, spec)
+                return store.attach(RunRef("id", run_id), spec)
 
-            info, next_step = store_writer.call(attach)
+            attached = store_writer.call(attach)
         else:
 
-            def create(store: Store) -> tuple[RunInfo, int]:
+            def create(store: Store) -> Attached:
                 new = NewRun(
                     uid=uid if uid is not None else os.urandom(16).hex(),
                     project=project_name or "default",
@@ -180,13 +198,14 @@ def init(
                     parent_run_id=store.resolve(parent_ref) if parent_ref is not None else None,
                 )
                 if fork is None:
-                    return store.create_run(new, spec), 0
-                new = _as_fork(store, new, fork, project_given=project is not None)
+                    return Attached(store.create_run(new, spec), 0, True)
+                new = _as_fork(store, settings.dir, new, fork, project_given=project is not None)
                 assert new.fork_step is not None
-                return store.create_run(new, spec), new.fork_step + 1
+                return Attached(store.create_run(new, spec), new.fork_step + 1, True)
 
-            info, next_step = store_writer.call(create)
-        store_writer.follow(writer_id, info.id, journal_path)
+            attached = store_writer.call(create)
+        info = attached.info
+        store_writer.ring()  # the drain process finds the new writer in the store
     except BaseException:
         capture.stop()
         if journal_file is not None:
@@ -199,18 +218,21 @@ def init(
         store_writer=store_writer,
         writer_id=writer_id,
         journal_file=journal_file,
-        next_step=next_step,
+        next_step=attached.next_step,
         store_dir=settings.dir,
+        blobs=blobs,
         capture=capture,
+        owner=attached.owner,
     )
-    # "auto": a process that attaches to a run another process is writing (an eval job, an uploader)
-    # leaves the system metrics to that process, so a run's samples come from one machine.
-    capture.sample_system_metrics(not _attached_to_a_live_run(info))
+    # "auto": a side process (one that attached beside the run's live owner: an eval job, an uploader)
+    # leaves the system metrics to the owner, so a run's samples come from one machine.
+    capture.sample_system_metrics(attached.owner)
     try:
-        capture.start(run._record, run.display_id, functools.partial(writers.SideJournal, store_writer, spec, info.id))
+        capture.start(run._record, run.display_id, functools.partial(run._open_side_journal, spec))
     except BaseException as exc:
-        # The run exists: end it with the reason rather than leave it running without its capture.
-        run._end(FAILED, f"could not start capturing the run's context: {hooks.describe(exc)}")
+        # The run exists: end it with the reason rather than leave it running without its capture (a side
+        # process only closes its writer: its failure is not the run's).
+        run._end_automatically(FAILED, f"could not start capturing the run's context: {hooks.describe(exc)}")
         raise
     if ref is not None:
         # Resuming with config or tags adds to what the run has, like update_config/add_tags would.
@@ -221,9 +243,16 @@ def init(
     return run
 
 
-def _attached_to_a_live_run(info: RunInfo) -> bool:
-    """True when another writer of the run (besides the one just registered) was still open."""
-    return sum(w.closed_at is None for w in info.writers) > 1
+def blob_sink(settings: Settings) -> BlobSink:
+    """Where this process's runs put their blobs (images, code snapshots, environment captures).
+
+    The SDK's one seam for blobs: a run and its capture threads write blobs only through what this
+    returns. For the embedded store, the store directory's blobs; a remote store returns a sink that
+    keeps blobs in the spool for the writer to upload before the records that name them.
+    """
+    from ..blobs import LocalBlobs
+
+    return LocalBlobs(settings.dir)
 
 
 class _Fork(NamedTuple):
@@ -244,17 +273,21 @@ def _fork_request(
         raise ValueError(f"{given} needs {missing}: pass both fork_run_id and fork_step to fork a run, or neither")
     if resuming:
         raise ValueError("a run is either resumed (run_id, resume=True) or forked (fork_run_id, fork_step), not both")
-    if isinstance(fork_step, bool) or not isinstance(fork_step, int):
+    step = as_integer(fork_step)
+    if step is None:
         raise ValueError(f"fork_step must be an integer step, got {type(fork_step).__name__} {fork_step!r}")
     for flag, value in (("inherit_config", inherit_config), ("inherit_tags", inherit_tags)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
-    return _Fork(parse_run_ref(fork_run_id), fork_step, bool(inherit_config), bool(inherit_tags))
+    return _Fork(parse_run_ref(fork_run_id), step, bool(inherit_config), bool(inherit_tags))
 
 
-def _as_fork(store: Store, new: NewRun, fork: _Fork, *, project_given: bool) -> NewRun:
+def _as_fork(store: Store, store_dir: Path, new: NewRun, fork: _Fork, *, project_given: bool) -> NewRun:
     """Resolve the parent that owns the fork step and apply what the fork inherits from it."""
     requested = store.run(fork.ref)
+    # Replay what dead writers left of the chain first: the range a run may be forked at is what the store
+    # will hold of it, not what a long-lived process's writer thread happened to see when it started.
+    recover(store, store_dir, [node.run_id for node in store.ancestry(requested.id)])
     chain = store.ancestry(requested.id)
     step = lineage.check_fork_step(chain, fork.step, requested.display_id)
     parent_id = lineage.resolve_parent(chain, step)

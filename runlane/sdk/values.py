@@ -6,12 +6,14 @@ float values) does not apply, so everything here may be thorough rather than fas
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+from .. import journal
 from ..naming import check_metric_key
 
-_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+_INT64_MIN, _INT64_MAX, _UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 MAX_TEXT_VALUE = 1024 * 1024  # a summary/config string above this is almost surely a mistake
 
 
@@ -94,6 +96,14 @@ def plain(value: Any, where: str) -> Any:
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            # msgpack (the journal) cannot hold more than 64 bits, and SQLite's JSON functions (sorting runs by
+            # a summary field) read anything beyond int64 as an inexact float: refuse it at the call rather
+            # than fail later or store something other than what was given.
+            raise ValueError(
+                f"{where}: integer {_describe(value)} is outside the signed 64-bit range a store can hold; "
+                "store it as a string"
+            )
         return int(value)  # also IntEnum and friends
     if isinstance(value, str):
         if len(value) > MAX_TEXT_VALUE:
@@ -113,12 +123,32 @@ def plain(value: Any, where: str) -> Any:
         return [plain(item, f"{where}[{i}]") for i, item in enumerate(items)]
     tolist = getattr(value, "tolist", None)  # numpy arrays and scalars, torch tensors
     if callable(tolist):
+        _check_array_size(value, where)
         return plain(tolist(), where)
     if hasattr(value, "__fspath__"):
         return str(value)
     if isinstance(value, complex) or not hasattr(value, "__float__"):
         raise TypeError(f"{where}: {type(value).__name__} {_describe(value)} cannot be stored as JSON")
     return float(value)
+
+
+def _check_array_size(value: Any, where: str) -> None:
+    """Refuse at once an array that cannot fit in one journal record, before converting it element by element
+    (seconds for millions of elements). Each float takes 9 bytes of msgpack and anything else at least 1,
+    so this never refuses an array that would fit; what passes is still checked once encoded."""
+    shape = getattr(value, "shape", None)
+    if not isinstance(shape, tuple) or not all(isinstance(n, int) for n in shape):
+        return
+    count = math.prod(shape)
+    dtype = getattr(value, "dtype", None)
+    floating = getattr(dtype, "kind", None) == "f" or getattr(dtype, "is_floating_point", False) is True
+    at_least = count * (9 if floating else 1)
+    if at_least > journal.MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{where}: an array of shape {shape} takes at least {at_least} bytes encoded; a journal record holds"
+            f" at most {journal.MAX_RECORD_BYTES} bytes ({journal.MAX_RECORD_BYTES >> 20} MiB); nothing was"
+            " recorded (store large arrays as files or images, or summarize them)"
+        )
 
 
 def plain_mapping(data: Any, what: str) -> dict[str, Any]:

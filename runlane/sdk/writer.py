@@ -1,244 +1,308 @@
-"""The writer thread: one per (process, store), the only user of the store's write connection.
+"""This process's link to one store: lifecycle calls here, ingest in a drain that does not share our GIL.
 
-It tails the journals of every run this process has open, applies what they hold in batches, and runs
-lifecycle calls (create, resume, finish) handed to it by other threads. Training threads never wait on
-it, except in ``init()`` (to get the run's id) and ``finish()``/``close()`` (to drain).
+Why a separate process: ingest is Python work (unpacking records, building columns), and a writer
+*thread* holding the GIL makes the training thread wait inside ``log()``. Measured with 100,000 steps of
+10 metrics (benchmarks/bench_writer.py), the mean cost of ``log()`` with a writer thread was several
+times a bare msgpack append; with the drain in its own process it is close to the bare append. The
+drain process also keeps going when the training process dies, so a crashed run's last points and its
+``failed`` status are in the store within moments.
 
-The thread exists only while a run is open: the last ``release()`` drains, stops and joins it, so a
-script that has finished its runs has no runlane thread left.
+- Lifecycle calls that need an answer (create, attach) run on the caller's thread against this
+  process's own connection (``call``), one at a time: one store call each, no thread hop.
+- The drain finds this process's journals through the store (the writers this process registered), so
+  nothing but the journal and the store passes between them: no pipe, no fd left open in this process.
+- ``complete`` applies what the drain has not yet applied of a journal, on the caller's thread, up to
+  its END record: ending a run never waits for the drain to notice, and works when there is no drain.
+  Both may apply the same journal at once; the store's committed offsets keep it exactly once.
+- The drain is a process (``python -m runlane.drain``) where one can be started, else a thread of this
+  process (frozen applications, interpreters without ``sys.executable``, ``RUNLANE_DRAIN=thread``).
+  A thread stops with the link's last run. A process lets go of the store at the end of the last run
+  (the end waits until it has: nothing of runlane keeps the store open), and one idle drain process is
+  kept for the next ``init()``, so a sweep does not start a process per run; it exits with this process.
+  A drain with work left, because a run's end timed out, finishes by itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import signal
+import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from ..journal import SUFFIX, JournalFile, JournalReader
+from ..drain.loop import Drain, Owner, Tunables
+from ..drain.protocol import DOORBELL, active_lock, journal_name
+from ..journal import End, JournalFile, new_packer
+from ..liveness import host_name, process_start_time
 from ..logs import log
-from ..recovery import recover
+from ..recovery import recover, replay_journal
+from ..statuses import FAILED
 from ..store import open_store
 from ..store.base import Store, WriterSpec
 
 T = TypeVar("T")
 
-POLL_INTERVAL_S = 0.2  # how long an idle writer sleeps before looking at the journals again
-HEARTBEAT_INTERVAL_S = 15.0
-RETRY_MAX_S = 5.0  # back-off ceiling when the store refuses a batch (locked, disk full)
+STOP_WAIT_S = 2.0  # how long the end of the last run waits for its drain process to exit
+
+DRAIN_LOG = "drain.log"  # in the store: what drain processes have to say (store errors, damaged journals)
 
 
-class _Call:
-    """A function to run on the writer thread, and the place its result comes back to."""
+class _DrainThread:
+    """The fallback: the drain loop on a thread of this process, stopped with the last run."""
 
-    __slots__ = ("done", "error", "fn", "result")
-
-    def __init__(self, fn: Callable[[Store], Any]) -> None:
-        self.fn = fn
-        self.done = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-
-@dataclass
-class _Tail:
-    run_id: int
-    path: Path
-    reader: JournalReader
-
-
-class StoreWriter:
-    """Owns a store on its own thread. Use ``acquire()``/``release()`` rather than constructing one."""
-
-    def __init__(self, store_dir: Path) -> None:
-        self.store_dir = store_dir
-        self._calls: deque[_Call] = deque()
-        self._tails: dict[str, _Tail] = {}
-        self._wake = threading.Event()
-        self._stopping = False
-        self._ready = threading.Event()
-        self._startup_error: BaseException | None = None
-        self._retry_at = 0.0
-        self._retry_delay = 0.0
-        self.users = 0
-        self._thread = threading.Thread(target=self._main, name="runlane-writer", daemon=True)
+    def __init__(self, store_dir: Path, owner: Owner) -> None:
+        self._stopping = threading.Event()
+        self._store = open_store(store_dir)
+        self._drain = Drain(self._store, store_dir, owner, Tunables())
+        self._thread = threading.Thread(target=self._main, name="runlane-drain", daemon=True)
         self._thread.start()
-        self._ready.wait()
-        if self._startup_error is not None:
-            self._thread.join()
-            raise self._startup_error
-
-    # -- called from other threads --------------------------------------------------------------
-
-    def call(self, fn: Callable[[Store], T]) -> T:
-        """Run ``fn(store)`` on the writer thread and return its result (or raise its error)."""
-        if not self._thread.is_alive():
-            raise RuntimeError("runlane's writer thread is not running")
-        call = _Call(fn)
-        self._calls.append(call)
-        self._wake.set()
-        while not call.done.wait(1.0):
-            if not self._thread.is_alive() and not call.done.is_set():
-                raise RuntimeError("runlane's writer thread stopped before it could do this; see the log above")
-        if call.error is not None:
-            raise call.error
-        return call.result  # type: ignore[no-any-return]
-
-    def follow(self, writer_id: str, run_id: int, journal: Path, register: WriterSpec | None = None) -> None:
-        """Start tailing a journal whose records belong to ``run_id``; with ``register``, first add that writer
-        to the run (another journal of this process for a run it writes, see ``SideJournal``)."""
-
-        def add(store: Store) -> None:
-            if register is not None:
-                store.add_writer(run_id, register)
-            self._tails[writer_id] = _Tail(run_id, journal, JournalReader(journal))
-
-        self.call(add)
-
-    def unfollow(self, writer_id: str, status: str | None, reason: str | None) -> None:
-        """Drain a journal completely, close the writer in the store (ending the run with ``status``
-        if given) and delete the journal, whose every record is now in the store."""
-
-        def finish(store: Store) -> None:
-            tail = self._tails[writer_id]
-            while self._apply_batch(store, writer_id, tail):  # a store error propagates to finish()
-                pass
-            if not tail.reader.at_end():
-                raise RuntimeError(f"journal {tail.path} holds an unreadable record; it was kept for inspection")
-            store.close_writer(writer_id, status=status, reason=reason)
-            del self._tails[writer_id]
-            tail.reader.close()
-            tail.path.unlink(missing_ok=True)
-
-        self.call(finish)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
-
-    # -- the thread -----------------------------------------------------------------------------
 
     def _main(self) -> None:
         try:
-            store = open_store(self.store_dir)
-        except BaseException as exc:
-            self._startup_error = exc
-            self._ready.set()
-            return
-        try:
-            try:
-                recover(store, self.store_dir)
-            except Exception:  # a damaged leftover must not keep this process from tracking its own runs
-                log.exception("runlane: could not recover runs left behind by other processes")
-            self._ready.set()
-            self._loop(store)
+            while not self._stopping.is_set():
+                if not self._drain.pump():
+                    self._stopping.wait(self._drain.tunables.poll_s)
         except BaseException:
-            log.exception("runlane: the writer thread failed; what was logged stays in the journals")
+            log.exception("runlane: the drain thread failed; what was logged stays in the journals")
             raise
         finally:
-            for tail in self._tails.values():
-                tail.reader.close()
-            store.close()
+            self._drain.close()
+            self._store.close()
 
-    def _loop(self, store: Store) -> None:
-        next_heartbeat = time.monotonic() + HEARTBEAT_INTERVAL_S
+    def stop(self) -> None:
+        self._stopping.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+
+def _drain_process_alive(pid: int) -> bool:
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)  # reaps it if it has exited: no zombie is left behind
+    except ChildProcessError:
+        return False
+    return done == 0
+
+
+def _wait_until_idle(pid: int) -> None:
+    """Ring an active drain and wait until it lets go of the store (its lock file is free), so once this
+    returns no connection of ours is open: a caller may copy, change or delete the store's files at once."""
+    deadline = time.monotonic() + STOP_WAIT_S
+    fd = os.open(active_lock(pid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        rung = False
         while True:
-            while self._calls:
-                call = self._calls.popleft()
-                try:
-                    call.result = call.fn(store)
-                except BaseException as exc:
-                    call.error = exc
-                call.done.set()
-            busy = False
-            if time.monotonic() >= self._retry_at:
-                for writer_id, tail in list(self._tails.items()):
-                    busy = self._drain(store, writer_id, tail) or busy
-            now = time.monotonic()
-            if now >= next_heartbeat and self._tails:
-                next_heartbeat = now + HEARTBEAT_INTERVAL_S
-                self._guarded(store.heartbeat, list(self._tails), time.time())
-            if self._stopping and not self._calls:
-                return
-            if not busy:
-                self._wake.wait(POLL_INTERVAL_S)
-                self._wake.clear()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not rung:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, DOORBELL)
+                    rung = True
+                if time.monotonic() > deadline or not _drain_process_alive(pid):
+                    return
+                time.sleep(0.001)
+                continue
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return
+    finally:
+        os.close(fd)
 
-    @staticmethod
-    def _apply_batch(store: Store, writer_id: str, tail: _Tail) -> bool:
-        """Apply one batch of a journal; True if it had records (there may be more)."""
-        batch = tail.reader.read()
-        if not batch.records:
-            return False
+
+def _stop_drain_process(pid: int) -> None:
+    """Stop an idle drain (SIGTERM: a clean exit) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while _drain_process_alive(pid):
+        if time.monotonic() > deadline:
+            _unreaped.append(pid)
+            return
+        time.sleep(0.001)
+
+
+def _reap_finished() -> None:
+    for pid in list(_unreaped):
+        if not _drain_process_alive(pid):
+            _unreaped.remove(pid)
+
+
+def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
+    """Start ``python -m runlane.drain`` for this process and store, detached; None where it cannot be."""
+    if not sys.executable or getattr(sys, "frozen", False) or os.environ.get("RUNLANE_DRAIN") == "thread":
+        return None
+    env = dict(os.environ)
+    # The drain must run this very runlane, whatever the child's own sys.path would find first.
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    started = "-" if owner.pid_started is None else repr(owner.pid_started)
+    argv = [sys.executable, "-m", "runlane.drain", str(store_dir), owner.host, str(owner.pid), started]
+    try:
+        return os.posix_spawn(
+            sys.executable,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                # Not our stderr: a drain that outlives this process (a crash, a store locked for long) must not
+                # hold the pipe of whoever waits for this process's output to end.
+                (os.POSIX_SPAWN_OPEN, 1, str(store_dir / DRAIN_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,  # a Ctrl-C meant for the training script must not stop the drain
+            # Blocked from the start: a doorbell rung while the interpreter is still starting would kill it.
+            setsigmask={DOORBELL},
+        )
+    except (OSError, AttributeError) as exc:  # no posix_spawn, no executable: a thread does the work
+        log.warning("runlane: could not start a drain process (%s); ingesting on a thread", exc)
+        return None
+
+
+# Drain processes that were left to finish by themselves (a run's end timed out) or did not stop in time:
+# reaped when they are done, so no zombie stays behind.
+_unreaped: list[int] = []
+# The one idle drain process this process keeps for its next init(): (store location, pid).
+_idle_drain: tuple[Path, int] | None = None
+
+
+class StoreWriter:
+    """This process's link to the store at ``store_dir``. Use ``acquire()``/``release()``."""
+
+    def __init__(self, store_dir: Path) -> None:
+        self.store_dir = store_dir
+        self.users = 0
+        self._lock = threading.Lock()
+        self._store: Store = open_store(store_dir)
+        self._thread: _DrainThread | None = None
+        self._drain_pid: int | None = None
+        self._pending = False  # a run's end timed out: its drain must finish applying it
         try:
-            store.ingest(writer_id, tail.run_id, batch.records, batch.start, batch.end)
+            try:
+                recover(self._store, store_dir)
+            except Exception:  # a damaged leftover must not keep this process from tracking its own runs
+                log.exception("runlane: could not recover runs left behind by other processes")
+            self._start_drain()
         except BaseException:
-            # Keep the records: rewind so the same batch is offered again.
-            tail.reader.close()
-            tail.reader = JournalReader(tail.path, batch.start)
+            self._store.close()
             raise
-        return True
 
-    def _drain(self, store: Store, writer_id: str, tail: _Tail) -> bool:
-        return self._guarded(self._apply_batch, store, writer_id, tail)
+    def _start_drain(self) -> None:
+        global _idle_drain
+        _reap_finished()
+        if _idle_drain is not None and _idle_drain[0] == self.store_dir:
+            self._drain_pid, _idle_drain = _idle_drain[1], None
+            if _drain_process_alive(self._drain_pid):
+                return  # the one kept from this store's previous run: rung once a run is registered
+        pid = os.getpid()
+        owner = Owner(host_name(), pid, process_start_time(pid))
+        self._drain_pid = _spawn_drain_process(self.store_dir, owner)
+        if self._drain_pid is None:
+            self._thread = _DrainThread(self.store_dir, owner)
 
-    def _guarded(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn``; on failure back off instead of raising. Returns ``fn``'s truth, False on failure."""
-        try:
-            result = fn(*args)
-        except Exception as exc:
-            # The data is safe in the journal; back off and try again rather than losing or crashing.
-            self._retry_delay = min(RETRY_MAX_S, max(0.05, self._retry_delay * 2))
-            self._retry_at = time.monotonic() + self._retry_delay
-            log.warning("runlane: store write failed (%s); retrying in %.2fs", exc, self._retry_delay)
-            return False
-        self._retry_delay = 0.0
-        return bool(result) if result is not None else True
+    def ring(self) -> None:
+        """Tell the drain process a writer was registered (a no-op for a drain thread, which polls)."""
+        if self._drain_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._drain_pid, DOORBELL)
+
+    def call(self, fn: Callable[[Store], T]) -> T:
+        """Run ``fn(store)`` on this process's connection, one call at a time."""
+        with self._lock:
+            return fn(self._store)
+
+    def complete(self, writer_id: str, journal: Path, ending: str | None, timeout: float) -> bool:
+        """Apply what the store does not hold yet of a journal that ends with its END record.
+
+        True once the END record is in (the journal is then deleted); False if ``timeout`` seconds
+        passed first (the drain goes on). A journal that cannot be read to its end is kept: the writer is
+        closed with a reason saying where the damage and the file are, a run being ended (``ending`` is
+        its status) fails with that reason since what came after the damage is not in the store, and
+        ``RuntimeError`` says the same to the caller.
+        """
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            writer = next((w for w in self._store.open_writers() if w.id == writer_id), None)
+            if writer is None:  # the drain applied the END record already
+                journal.unlink(missing_ok=True)
+                return True
+            try:
+                replay = replay_journal(self._store, writer, journal, deadline=deadline)
+            except FileNotFoundError:
+                # The drain applied the END record and deleted the journal while we were on our way.
+                if any(w.id == writer_id for w in self._store.open_writers()):
+                    raise
+                return True
+            if replay.damaged:
+                kept = f"{replay.note}; the records after it are not in the store"
+                self._store.close_writer(writer_id, status=None if ending is None else FAILED, reason=kept)
+                raise RuntimeError(kept)
+        if replay.ended:
+            journal.unlink(missing_ok=True)
+        else:
+            self._pending = True
+        return replay.ended
+
+    def stop(self) -> None:
+        global _idle_drain
+        if self._thread is not None:
+            self._thread.stop()
+        with self._lock:
+            self._store.close()
+        pid, self._drain_pid = self._drain_pid, None
+        if pid is None:
+            return
+        if self._pending:
+            _unreaped.append(pid)  # it goes on applying the journal; it exits once this process is gone
+            return
+        _wait_until_idle(pid)
+        previous, _idle_drain = _idle_drain, (self.store_dir, pid)
+        if previous is not None:
+            _stop_drain_process(previous[1])
 
 
 class SideJournal:
-    """Another journal of this process for a run it writes: a writer of the run with the same identity as the
-    process (host, pid, start time), tailed by the writer thread like the run's own journal.
+    """Another journal of this process for a run it writes, appended to by another process (the console tee).
 
-    The console tee appends to it from its own process. Carrying the training process's identity makes its
-    records the process's: the run's status and reason come out the same. ``journal.hold`` covers the moment
-    in between, when the process is gone and the tee still stores its last output.
+    Its writer carries this process's identity (host, pid, start time) and a journal named for this pid, so
+    this process's drain finds and tails it like the run's own, and a crashed run's reason names this
+    process. It is not the run's owner: its END record (no status) closes only itself. The run's end applies
+    it with ``StoreWriter.complete`` before its own journal. The journal's lock passes to the other process
+    with the fd (``journal.in_use``): recovery leaves it, and the run, alone while that process still stores
+    what this one wrote before it died.
     """
 
     def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int) -> None:
-        self._store_writer = store_writer
         self.writer_id = os.urandom(16).hex()
-        name = f"journals/{self.writer_id}{SUFFIX}"
+        name = journal_name(process.pid, self.writer_id)
         self.file = JournalFile(store_writer.store_dir / name)
+        spec = process._replace(id=self.writer_id, journal=name)
         try:
-            store_writer.follow(
-                self.writer_id, run_id, self.file.path, register=process._replace(id=self.writer_id, journal=name)
-            )
+            store_writer.call(lambda store: store.add_writer(run_id, spec))
         except BaseException:
             self.file.close()
             self.file.path.unlink(missing_ok=True)
             raise
+        store_writer.ring()
 
-    def close(self) -> None:
-        """Store everything it holds, close its writer (the run's status stays) and delete it."""
-        self.file.close()
-        self._store_writer.unfollow(self.writer_id, None, None)
+    def end(self) -> None:
+        """Append the END record from this process (the other one could not) and close this copy."""
+        if self.file.fd is not None:
+            self.file.append(new_packer().pack(End.new(time.time(), None, None)))
+            self.file.close()
 
 
-# -- one writer per (process, store directory) --------------------------------------------------
+# -- one link per (process, store location) -----------------------------------------------------
 
 _registry: dict[Path, StoreWriter] = {}
 _registry_lock = threading.Lock()
 
 
 def acquire(store_dir: Path) -> StoreWriter:
-    """The writer for ``store_dir``, started if needed; pair every call with ``release()``."""
+    """The link for ``store_dir``, opened if needed; pair every call with ``release()``."""
     with _registry_lock:
         writer = _registry.get(store_dir)
         if writer is None:
@@ -248,7 +312,7 @@ def acquire(store_dir: Path) -> StoreWriter:
 
 
 def release(writer: StoreWriter) -> None:
-    """Give back a writer; the last user stops its thread."""
+    """Give back a link; the last user closes it and stops its drain."""
     with _registry_lock:
         writer.users -= 1
         if writer.users > 0:
@@ -258,10 +322,17 @@ def release(writer: StoreWriter) -> None:
     writer.stop()
 
 
+_abandoned: list[StoreWriter] = []  # links inherited by a forked child: never used or closed there
+
+
 def _forget_in_child() -> None:
-    # A forked child has the parent's writer objects but not their threads; it must start its own.
+    # A forked child has the parent's links but not their drains: it must open its own.
     global _registry_lock
+    global _idle_drain
+    _abandoned.extend(_registry.values())
     _registry.clear()
+    _unreaped.clear()  # the parent's children, not ours
+    _idle_drain = None
     _registry_lock = threading.Lock()
 
 

@@ -1,6 +1,6 @@
 """Stores: the only code that touches a database. Backends are chosen by URL and imported lazily.
 
-Import rule: ``store`` may import ``runlane.entities``, ``errors``, ``naming``, ``statuses``, ``wire``,
+Import rule: ``store`` may import ``runlane.entities``, ``errors``, ``naming``, ``statuses``, ``wire``, ``blobs``,
 ``journal``; never ``runlane.sdk``. A SQLite user never imports a PostgreSQL or HTTP driver.
 """
 
@@ -14,8 +14,12 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(location: str | os.PathLike[str], *, create: bool = True) -> Store:
-    """Open the store at ``location``: a directory (embedded SQLite) or ``sqlite:///path``."""
+def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_read_only: bool = False) -> Store:
+    """Open the store at ``location``: a directory (embedded SQLite) or ``sqlite:///path``.
+
+    A store this process may not write to is opened read-only with ``allow_read_only`` (readers), else
+    refused with ``StoreError`` (writers).
+    """
     text = os.fspath(location)
     if "://" in text:
         scheme, _, rest = text.partition("://")
@@ -24,4 +28,4 @@ def open_store(location: str | os.PathLike[str], *, create: bool = True) -> Stor
         text = rest
     from .sqlite import SQLiteStore
 
-    return SQLiteStore(Path(text), create=create)
+    return SQLiteStore(Path(text), create=create, allow_read_only=allow_read_only)

@@ -10,10 +10,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 from .. import downsample
-from ..entities import Bucket, History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint
+from ..entities import (
+    Bucket,
+    History,
+    ImageInfo,
+    LogLine,
+    ProjectInfo,
+    RunFile,
+    RunInfo,
+    SystemPoint,
+    SystemSample,
+)
 from ..lineage import Node, Segment, segments
 from ..naming import RunRef
 
@@ -22,14 +32,33 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 
+#: How much of each run's metrics a listing reads: every series' aggregates, or only the primary metric's
+#: (one lookup per run, so a listing costs the same however many metrics the runs have).
+MetricDetail = Literal["all", "primary"]
+METRIC_DETAILS: tuple[MetricDetail, ...] = ("all", "primary")
+
+
 class WriterSpec(NamedTuple):
-    """A process about to write to a run, and the journal it writes to (relative to the store)."""
+    """A process about to write to a run, and the journal it writes to (relative to the store).
+
+    ``pid_namespace`` says where ``pid`` means something (see ``runlane.liveness``); None: not known.
+    """
 
     id: str
     host: str
     pid: int
     pid_started: float | None
     journal: str
+    pid_namespace: str | None = None
+
+
+class Attached(NamedTuple):
+    """A run reopened by ``Store.attach``: the run, the step its counter continues at, and whether the new
+    writer owns the run (decides its final status) or is a side process beside a live owner."""
+
+    info: RunInfo
+    next_step: int
+    owner: bool
 
 
 @dataclass(frozen=True)
@@ -61,25 +90,35 @@ class OpenWriter(NamedTuple):
     offset: int
     heartbeat_at: float
     last_record_at: float | None
+    pid_namespace: str | None
+    owner: bool
 
 
 class Store(ABC):
     """A place runs live. Implementations are used by one thread at a time."""
 
+    #: True when this process may only read the store (no write permission); every write raises StoreError.
+    read_only: bool = False
+
     # -- writes: runs and writers ---------------------------------------------------------------
 
     @abstractmethod
     def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
-        """Create the run (allocating its display id atomically) and register ``writer`` on it."""
+        """Create the run (allocating its display id atomically) and register ``writer`` on it as its owner."""
 
     @abstractmethod
-    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
-        """Reopen an existing run for ``writer`` (status back to running); return it and its next step."""
+    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
+        """Reopen an existing run for ``writer`` (status back to running).
+
+        ``writer`` becomes the run's owner unless an owner writer is still open, atomically (of two
+        processes attaching at once, one owns). Callers replay dead writers' journals first (recovery),
+        so an open owner is a live one and the next step counts everything the dead ones logged.
+        """
 
     @abstractmethod
     def add_writer(self, run_id: int, writer: WriterSpec) -> None:
         """Register another journal of a process that already writes to ``run_id`` (its console capture's)
-        as a writer of that run; the run itself is unchanged."""
+        as a writer of that run, never its owner: its end closes only itself. The run itself is unchanged."""
 
     @abstractmethod
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
@@ -110,7 +149,10 @@ class Store(ABC):
 
     @abstractmethod
     def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
-        """Mark running runs among ``run_ids`` that have no open writer left as failed; return them."""
+        """Mark running runs among ``run_ids`` that have no open owner writer left as failed; return them.
+
+        Side writers never keep a run alive: once its owner is gone without ending it, it has failed.
+        """
 
     # -- reads ----------------------------------------------------------------------------------
 
@@ -124,8 +166,13 @@ class Store(ABC):
         project: str | None = None,
         statuses: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
-        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``."""
+        """Runs, newest first, optionally of one project, with one of ``statuses`` and all of ``tags``.
+
+        ``metrics="primary"`` fills ``RunInfo.metrics`` with the primary metric's aggregates only.
+        """
 
     @abstractmethod
     def run(self, ref: RunRef) -> RunInfo:
@@ -190,12 +237,40 @@ class Store(ABC):
         return downsample.buckets(pieces, count, start, end)
 
     @abstractmethod
-    def logs(self, run_id: int) -> list[LogLine]:
-        """The run's text log lines in the order they were written."""
+    def logs(
+        self,
+        run_id: int,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        search: str | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> list[LogLine]:
+        """The run's text log lines in the order they were written, each with its ``id``.
+
+        ``after`` is a cursor: only lines written after the line with that id (a reader tailing a live
+        run passes the last id it got and receives every later line exactly once, because ids increase
+        in the order lines are committed). ``limit`` caps how many come back; ``search`` keeps lines that
+        contain it, ignoring ASCII case; ``streams`` keeps lines of those streams (``stdout``, ``stderr``,
+        ``log``). Arguments are checked by the caller (``runlane.api``).
+        """
 
     @abstractmethod
+    def system_samples(
+        self, run_id: int, key: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        """System metric samples of a run (only ``key`` if given) in the order they were committed, each
+        with its ``id``: a cursor for ``after`` as in ``logs``."""
+
     def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
-        """System metric samples of a run per ``sys/...`` key (only ``key`` if given), in time order."""
+        """System metric samples of a run per ``sys/...`` key (only ``key`` if given), keys sorted, each
+        key's samples in time order (samples of one time in the order they were committed)."""
+        out: dict[str, list[SystemPoint]] = {}
+        for sample in self.system_samples(run_id, key):
+            out.setdefault(sample.key, []).append(SystemPoint(sample.time, sample.value))
+        for points in out.values():
+            points.sort(key=lambda point: point.time)  # stable: ties keep commit order
+        return dict(sorted(out.items()))
 
     @abstractmethod
     def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
@@ -204,6 +279,23 @@ class Store(ABC):
     @abstractmethod
     def run_file(self, run_id: int, kind: str) -> RunFile | None:
         """The latest run-level file of ``kind`` (``environment``, ``code``), or None if none was recorded."""
+
+    # -- blobs: content-addressed files (see runlane.blobs) ------------------------------------
+
+    @abstractmethod
+    def put_blob(self, data: bytes, ext: str) -> str:
+        """Store ``data`` as a blob named by its sha256 and ``ext`` (``png``, ``json``, ``zip``) and return the
+        name. Idempotent: the same bytes give the same name and are stored once."""
+
+    @abstractmethod
+    def open_blob(self, name: str) -> BinaryIO:
+        """The blob ``name`` opened for reading (the caller closes it). ``ValueError`` for a string that is
+        not a blob name (nothing else ever reaches a path), ``StoreError`` if the store does not hold it."""
+
+    def read_blob(self, name: str) -> bytes:
+        """The bytes of the blob ``name`` (see ``open_blob``)."""
+        with self.open_blob(name) as blob:
+            return blob.read()
 
     @abstractmethod
     def close(self) -> None:

@@ -159,6 +159,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        "0003_writer_identity",
+        # A pid means something only in its PID namespace, so the namespace is part of a writer's identity
+        # (NULL: not recorded, as for rows written before this migration; judged by heartbeat). `owner`
+        # marks the writer that decides the run's final status: the one that created the run, or that
+        # attached while no other owner was open. Rows written before this migration were all owners,
+        # which keeps their old meaning (the run failed once every writer was gone).
+        """
+        ALTER TABLE run_writers ADD COLUMN pid_namespace TEXT;
+        ALTER TABLE run_writers ADD COLUMN owner INTEGER NOT NULL DEFAULT 1
+        """,
+    ),
+    Migration(
+        "0004_system_point_ids",
+        # A stable id per system sample, the cursor of paged reads (a reader tailing a live run asks for
+        # the samples after the last id it got). The implicit rowid is no cursor: VACUUM may renumber the
+        # rowids of a table without an INTEGER PRIMARY KEY. Existing samples keep their rowid as id.
+        """
+        CREATE TABLE system_points_v4 (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            time REAL NOT NULL,
+            value REAL
+        );
+        INSERT INTO system_points_v4 (id, run_id, key, time, value)
+            SELECT rowid, run_id, key, time, value FROM system_points;
+        DROP TABLE system_points;
+        ALTER TABLE system_points_v4 RENAME TO system_points;
+        CREATE INDEX system_points_by_run ON system_points(run_id, key, time);
+        CREATE INDEX system_points_by_run_id ON system_points(run_id, id);
+        """,
+    ),
 )
 
 
@@ -173,6 +206,27 @@ def applied(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
 
+def _newer(done: list[str]) -> StoreError | None:
+    known = {m.name for m in MIGRATIONS}
+    unknown = [name for name in done if name not in known]
+    if not unknown:
+        return None
+    return StoreError(
+        f"this store was written by a newer runlane (unknown migrations: {', '.join(unknown)}); "
+        "upgrade runlane to open it"
+    )
+
+
+def require_current(conn: sqlite3.Connection, path: object) -> None:
+    """Check, without writing, that the schema is this runlane's (for a store opened read-only)."""
+    done = applied(conn)
+    newer = _newer(done)
+    if newer is not None:
+        raise newer
+    if done != [m.name for m in MIGRATIONS]:
+        raise StoreError(f"the store {path} was made by an older runlane and needs upgrading, which takes write access")
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the schema up to date; ``conn`` must be in autocommit mode (``isolation_level=None``)."""
     known = [m.name for m in MIGRATIONS]
@@ -182,12 +236,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         done = applied(conn)  # re-read under the write lock: another process may have migrated
-        unknown = [name for name in done if name not in known]
-        if unknown:
-            raise StoreError(
-                f"this store was written by a newer runlane (unknown migrations: {', '.join(unknown)}); "
-                "upgrade runlane to open it"
-            )
+        newer = _newer(done)
+        if newer is not None:
+            raise newer
         for migration in MIGRATIONS:
             if migration.name in done:
                 continue

@@ -2,11 +2,16 @@
 
 Writes happen inside ``BEGIN IMMEDIATE`` transactions, so concurrent processes serialize on SQLite's
 write lock (waiting up to ``BUSY_TIMEOUT_S``) instead of failing; readers never block writers.
+
+A store this process may not write to (another user's, a read-only mount) is opened read-only when the
+caller allows it (readers do; the SDK's writer does not): see ``_connect_read_only``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import random
 import sqlite3
 import string
@@ -14,11 +19,31 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from .. import wire
-from ..entities import History, ImageInfo, LogLine, ProjectInfo, RunFile, RunInfo, SystemPoint, WriterInfo
-from ..errors import DeletionRefusedError, ProjectNotFoundError, RunNotFoundError, StoreError, StoreNotFoundError
+from ..blobs import LocalBlobs
+from ..entities import (
+    History,
+    ImageInfo,
+    LogLine,
+    ProjectInfo,
+    RunFile,
+    RunInfo,
+    SystemPoint,
+    SystemSample,
+    WriterInfo,
+)
+from ..errors import (
+    DeletionRefusedError,
+    OffsetConflictError,
+    ProjectNotFoundError,
+    RunNotFoundError,
+    StoreCorruptError,
+    StoreError,
+    StoreNotFoundError,
+    StoreUnavailableError,
+)
 from ..lineage import Node
 from ..liveness import writer_is_alive
 from ..merge import deep_merge
@@ -26,8 +51,8 @@ from ..naming import RunRef, check_project_key, normalize_project, project_key_c
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sqlite_series
-from .base import NewRun, OpenWriter, Store, WriterSpec
-from .migrations import migrate
+from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
+from .migrations import migrate, require_current
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,6 +90,8 @@ def _use_wal(conn: sqlite3.Connection) -> None:
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    # A file that is not a database fails at its first statement, which is _use_wal's: the caller turns
+    # that into StoreCorruptError naming the file.
     try:
         _use_wal(conn)
         # NORMAL: no fsync per commit in WAL mode. A process crash cannot lose a commit, and what a power
@@ -77,23 +104,125 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-class SQLiteStore(Store):
-    """A store in ``dir`` (created when ``create`` is true, else ``StoreNotFoundError`` if absent)."""
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Open a database this process may not write to, without writing anything.
 
-    def __init__(self, dir: Path, *, create: bool = True) -> None:
+    In WAL mode a reader needs the write-ahead log and its shared-memory index (``-wal``, ``-shm``). While
+    a writer has the store open they exist, and SQLite reads them even when it may not write them. Once
+    the last writer has closed, both are gone and a reader without write permission on the directory
+    cannot create the index; the main file then holds the whole database, so it is read as
+    ``immutable`` (no index, no locks). A writer that starts during that read is not seen by it.
+    """
+    uri = path.absolute().as_uri()
+    conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)  # fmt: skip
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opens the WAL index, if it can
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+    wal = path.with_name(path.name + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"the store {path} is read-only here and its write-ahead log ({wal.name}) holds changes that cannot "
+            "be read without write permission on the directory; open it once with write access"
+        )
+    conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)  # fmt: skip
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def _writable(dir: Path, path: Path) -> bool:
+    """Whether this process may write the database and create its ``-wal``/``-shm`` files next to it."""
+    return os.access(dir, os.W_OK | os.X_OK) and os.access(path, os.W_OK)
+
+
+def _is_damage(exc: sqlite3.Error) -> bool:
+    name: str | None = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is not None:
+        return name == "SQLITE_NOTADB" or name.startswith("SQLITE_CORRUPT")
+    return any(text in str(exc) for text in ("file is not a database", "database disk image is malformed"))
+
+
+def _open_error(path: Path, exc: sqlite3.Error) -> StoreError:
+    if _is_damage(exc):
+        return StoreCorruptError(
+            f"the store's database {path} is damaged or is not a runlane database ({exc}); restore it from a "
+            "backup, or move it away to start a new store there"
+        )
+    return StoreError(f"cannot open the store's database {path}: {exc}")
+
+
+_Cls = TypeVar("_Cls", bound=type)
+
+
+def _names_damage(cls: _Cls) -> _Cls:
+    """Make every public method turn SQLite's "malformed"/"not a database" errors into StoreCorruptError
+    naming the file: damage can sit in any page, so a read long after opening may be the first to meet it."""
+
+    def wrap(method: Any) -> Any:
+        @functools.wraps(method)
+        def translated(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                if not _is_damage(exc):
+                    raise
+                raise _open_error(self.path, exc) from exc
+
+        return translated
+
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and callable(value) and not isinstance(value, staticmethod):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_names_damage
+class SQLiteStore(Store):
+    """A store in ``dir`` (created when ``create`` is true, else ``StoreNotFoundError`` if absent).
+
+    When this process may not write to an existing store, it is opened read-only if ``allow_read_only``
+    (``read_only`` is then true and every write raises ``StoreError``), else refused with ``StoreError``.
+    """
+
+    def __init__(self, dir: Path, *, create: bool = True, allow_read_only: bool = False) -> None:
         self.dir = Path(dir)
         self.path = self.dir / DB_NAME
-        if not create and not self.path.exists():
+        self.blobs = LocalBlobs(self.dir)
+        exists = self.path.exists()
+        if not create and not exists:
             raise StoreNotFoundError(
                 f"no runlane store in {self.dir} (pass dir= or set RUNLANE_DIR to where your runs are)"
             )
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._conn: sqlite3.Connection | None = _connect(self.path)
+        self.read_only = exists and not _writable(self.dir, self.path)
+        if self.read_only and not allow_read_only:
+            raise StoreError(
+                f"the store in {self.dir} is read-only for this process (no permission to write {self.path} or"
+                " to create files next to it): runs cannot be recorded there; choose another dir="
+            )
+        if not exists:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store directory {self.dir}: {exc.strerror}") from exc
+        conn = None
         try:
-            migrate(self._conn)
+            conn = _connect_read_only(self.path) if self.read_only else _connect(self.path)
+            if self.read_only:
+                require_current(conn, self.path)
+            else:
+                migrate(conn)
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise _open_error(self.path, exc) from exc
         except BaseException:
-            self.close()
+            if conn is not None:
+                conn.close()
             raise
+        self._conn: sqlite3.Connection | None = conn
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -105,17 +234,23 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise StoreError(f"the store in {self.dir} is read-only for this process (no write permission)")
         conn = self.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"could not lock the store {self.path} for writing: {exc}") from exc
+            raise StoreUnavailableError(f"could not lock the store {self.path} for writing: {exc}") from exc
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                # Locked for too long, disk full, an I/O error: the same write can succeed later.
+                raise StoreUnavailableError(f"could not write to the store {self.path}: {exc}") from exc
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -153,11 +288,22 @@ class SQLiteStore(Store):
         return cursor.lastrowid
 
     @staticmethod
-    def _insert_writer(conn: sqlite3.Connection, run_id: int, writer: WriterSpec, now: float) -> None:
+    def _insert_writer(conn: sqlite3.Connection, run_id: int, writer: WriterSpec, now: float, *, owner: bool) -> None:
         conn.execute(
-            "INSERT INTO run_writers (id, run_id, host, pid, pid_started, journal, started_at, heartbeat_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (writer.id, run_id, writer.host, writer.pid, writer.pid_started, writer.journal, now, now),
+            "INSERT INTO run_writers (id, run_id, host, pid, pid_started, pid_namespace, journal, started_at,"
+            " heartbeat_at, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                writer.id,
+                run_id,
+                writer.host,
+                writer.pid,
+                writer.pid_started,
+                writer.pid_namespace,
+                writer.journal,
+                now,
+                now,
+                int(owner),
+            ),
         )
 
     # -- writes ---------------------------------------------------------------------------------
@@ -200,43 +346,48 @@ class SQLiteStore(Store):
                 "INSERT OR IGNORE INTO run_tags (run_id, tag, position) VALUES (?, ?, ?)",
                 [(run_id, tag, i) for i, tag in enumerate(new.tags)],
             )
-            self._insert_writer(conn, run_id, writer, now)
+            self._insert_writer(conn, run_id, writer, now, owner=True)
         return self.run(RunRef("id", run_id))
 
-    def attach(self, ref: RunRef, writer: WriterSpec) -> tuple[RunInfo, int]:
+    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
         now = time.time()
         with self._transaction() as conn:
             run_id = self._run_id(conn, ref)
             conn.execute(
                 "UPDATE runs SET status = ?, status_reason = NULL, ended_at = NULL WHERE id = ?", (RUNNING, run_id)
             )
-            self._insert_writer(conn, run_id, writer, now)
+            owned = conn.execute(
+                "SELECT 1 FROM run_writers WHERE run_id = ? AND closed_at IS NULL AND owner = 1", (run_id,)
+            ).fetchone()
+            self._insert_writer(conn, run_id, writer, now, owner=owned is None)
             step = sqlite_series.next_step(conn, run_id)
-        return self.run(RunRef("id", run_id)), step
+        return Attached(self.run(RunRef("id", run_id)), step, owned is None)
 
     def add_writer(self, run_id: int, writer: WriterSpec) -> None:
         with self._transaction() as conn:
             self._run_id(conn, RunRef("id", run_id))  # RunNotFoundError rather than a dangling writer
-            self._insert_writer(conn, run_id, writer, time.time())
+            self._insert_writer(conn, run_id, writer, time.time(), owner=False)
 
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
         with self._transaction() as conn:
-            row = conn.execute("SELECT journal_offset FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+            row = conn.execute("SELECT journal_offset, run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
             if row is None:
                 raise StoreError(f"writer {writer_id} is not registered in this store")
+            if row[1] != run_id:
+                raise StoreError(f"writer {writer_id} writes to run {row[1]}, not to run {run_id}")
             if row[0] >= end:
                 return False
             if row[0] != start:
-                raise StoreError(
-                    f"journal of writer {writer_id}: the store holds records up to byte {row[0]}, "
-                    f"this batch starts at byte {start}"
-                )
+                raise OffsetConflictError(writer_id, row[0], start)
             self._apply(conn, run_id, changes)
             conn.execute(
                 "UPDATE run_writers SET journal_offset = ?, last_record_at = coalesce(?, last_record_at) WHERE id = ?",
                 (end, changes.last_time, writer_id),
             )
+            if changes.end is not None:  # the writer's last record: close it with the data, atomically
+                status, reason = changes.end
+                self._close_writer(conn, writer_id, status, reason, time.time())
         return True
 
     def _apply(self, conn: sqlite3.Connection, run_id: int, changes: ingest_plan.RunChanges) -> None:
@@ -295,17 +446,21 @@ class SQLiteStore(Store):
             )
 
     def close_writer(self, writer_id: str, status: str | None = None, reason: str | None = None) -> None:
-        now = time.time()
         with self._transaction() as conn:
-            row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
-            if row is None:
-                raise StoreError(f"writer {writer_id} is not registered in this store")
-            conn.execute(
-                "UPDATE run_writers SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
-                (now, reason, writer_id),
-            )
-            if status is not None:
-                self._end_run(conn, row[0], normalize_status(status), reason, now)
+            self._close_writer(conn, writer_id, status, reason, time.time())
+
+    def _close_writer(
+        self, conn: sqlite3.Connection, writer_id: str, status: str | None, reason: str | None, now: float
+    ) -> None:
+        row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"writer {writer_id} is not registered in this store")
+        conn.execute(
+            "UPDATE run_writers SET closed_at = ?, close_reason = ? WHERE id = ? AND closed_at IS NULL",
+            (now, reason, writer_id),
+        )
+        if status is not None:
+            self._end_run(conn, row[0], normalize_status(status), reason, now)
 
     def _end_run(self, conn: sqlite3.Connection, run_id: int, status: str, reason: str | None, at: float) -> None:
         ended_at = at if status in TERMINAL else None
@@ -350,10 +505,13 @@ class SQLiteStore(Store):
 
     def open_writers(self) -> list[OpenWriter]:
         rows = self.conn.execute(
-            "SELECT id, run_id, host, pid, pid_started, journal, journal_offset, heartbeat_at, last_record_at"
-            " FROM run_writers WHERE closed_at IS NULL"
+            "SELECT id, run_id, host, pid, pid_started, journal, journal_offset, heartbeat_at, last_record_at,"
+            " pid_namespace, owner FROM run_writers WHERE closed_at IS NULL"
         ).fetchall()
-        return [OpenWriter(*row) for row in rows]
+        return [
+            OpenWriter(writer_id, run_id, host, pid, started, journal, offset, heartbeat, last, namespace, bool(owner))
+            for writer_id, run_id, host, pid, started, journal, offset, heartbeat, last, namespace, owner in rows
+        ]
 
     def fail_abandoned(self, run_ids: Iterable[int], reasons: dict[int, str], ended_at: dict[int, float]) -> list[int]:
         failed = []
@@ -361,7 +519,7 @@ class SQLiteStore(Store):
             for run_id in run_ids:
                 row = conn.execute(
                     "SELECT status, (SELECT count(*) FROM run_writers w WHERE w.run_id = runs.id"
-                    " AND w.closed_at IS NULL) FROM runs WHERE id = ?",
+                    " AND w.closed_at IS NULL AND w.owner = 1) FROM runs WHERE id = ?",
                     (run_id,),
                 ).fetchone()
                 if row is None or row[0] != RUNNING or row[1] > 0:
@@ -384,6 +542,8 @@ class SQLiteStore(Store):
         project: str | None = None,
         statuses: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        *,
+        metrics: MetricDetail = "all",
     ) -> list[RunInfo]:
         clauses: list[str] = []
         params: list[Any] = []
@@ -405,13 +565,13 @@ class SQLiteStore(Store):
             )
             params += [*wanted_tags, len(wanted_tags)]
         where = " AND ".join(clauses) or "1"
-        return self._run_infos(where, params)
+        return self._run_infos(where, params, only_primary=metrics == "primary")
 
     def run(self, ref: RunRef) -> RunInfo:
         run_id = self._run_id(self.conn, ref)
         return self._run_infos("r.id = ?", [run_id])[0]
 
-    def _run_infos(self, where: str, params: Sequence[Any]) -> list[RunInfo]:
+    def _run_infos(self, where: str, params: Sequence[Any], *, only_primary: bool = False) -> list[RunInfo]:
         conn = self.conn
         rows = conn.execute(
             f"SELECT {_RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id WHERE {where}"
@@ -428,13 +588,13 @@ class SQLiteStore(Store):
                 f"SELECT run_id, tag FROM run_tags WHERE run_id IN ({marks}) ORDER BY run_id, position", part
             ):
                 tags[run_id].append(tag)
-            for run_id, *fields in conn.execute(
-                f"SELECT run_id, host, pid, started_at, heartbeat_at, closed_at FROM run_writers"
+            for run_id, host, pid, started_at, heartbeat_at, closed_at, owner in conn.execute(
+                f"SELECT run_id, host, pid, started_at, heartbeat_at, closed_at, owner FROM run_writers"
                 f" WHERE run_id IN ({marks}) ORDER BY started_at",
                 part,
             ):
-                writers[run_id].append(WriterInfo(*fields))
-        metrics = sqlite_series.summaries(conn, ids)
+                writers[run_id].append(WriterInfo(host, pid, started_at, heartbeat_at, closed_at, bool(owner)))
+        metrics = sqlite_series.summaries(conn, ids, only_primary=only_primary)
         infos = []
         for row in rows:
             (run_id, uid, key, seq, project, name, alias, notes, status, reason, created, started, ended,
@@ -524,11 +684,21 @@ class SQLiteStore(Store):
                 raise DeletionRefusedError(f"{refused}: it has nested runs ({listed}); delete them first")
             now = time.time()
             writers = conn.execute(
-                "SELECT host, pid, pid_started, heartbeat_at FROM run_writers WHERE run_id = ? AND closed_at IS NULL",
+                "SELECT host, pid_namespace, pid, pid_started, heartbeat_at, journal FROM run_writers"
+                " WHERE run_id = ? AND closed_at IS NULL",
                 (run_id,),
             ).fetchall()
-            for host, pid, started, heartbeat in writers:
-                if writer_is_alive(host, pid, started, heartbeat, now):
+            for host, namespace, pid, started, heartbeat, journal in writers:
+                alive = writer_is_alive(
+                    host=host,
+                    pid_namespace=namespace,
+                    pid=pid,
+                    pid_started=started,
+                    heartbeat_at=heartbeat,
+                    now=now,
+                    journal_path=self.dir / journal,
+                )
+                if alive:
                     raise DeletionRefusedError(f"{refused}: process {pid} on {host} is still writing to it")
             conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
 
@@ -539,35 +709,71 @@ class SQLiteStore(Store):
         ).fetchone()
         return f"{key}-{seq}"
 
-    def logs(self, run_id: int) -> list[LogLine]:
+    def logs(
+        self,
+        run_id: int,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        search: str | None = None,
+        streams: Sequence[str] | None = None,
+    ) -> list[LogLine]:
+        clauses: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        if streams is not None:
+            clauses.append(f"stream IN ({','.join('?' * len(streams))})")
+            params += streams
+        if search:
+            # LIKE ignores ASCII case; the pattern's own wildcards are escaped so the search is a substring.
+            clauses.append("text LIKE ? ESCAPE '\\'")
+            params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
         rows = self.conn.execute(
-            "SELECT time, stream, text FROM log_lines WHERE run_id = ? ORDER BY id", (run_id,)
+            f"SELECT time, stream, text, id FROM log_lines WHERE {' AND '.join(clauses)} ORDER BY id"
+            + (" LIMIT ?" if limit is not None else ""),
+            [*params, limit] if limit is not None else params,
         ).fetchall()
         return list(map(LogLine._make, rows))
 
+    def system_samples(
+        self, run_id: int, key: str | None = None, *, after: int | None = None, limit: int | None = None
+    ) -> list[SystemSample]:
+        clauses: list[str] = ["run_id = ?"]
+        params: list[Any] = [run_id]
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(after)
+        rows = self.conn.execute(
+            f"SELECT key, time, value, id FROM system_points WHERE {' AND '.join(clauses)} ORDER BY id"
+            + (" LIMIT ?" if limit is not None else ""),
+            [*params, limit] if limit is not None else params,
+        ).fetchall()
+        # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
+        return [SystemSample(name, at, math.nan if value is None else value, i) for name, at, value, i in rows]
+
     def system_metrics(self, run_id: int, key: str | None = None) -> dict[str, list[SystemPoint]]:
+        # The base class's grouping of system_samples, in SQL: a long run has hundreds of thousands of samples.
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
         out: dict[str, list[SystemPoint]] = {}
-        # rowid breaks ties between samples with the same time (two processes attached to one run).
+        # id breaks ties between samples with the same time (two processes attached to one run).
         for name, at, value in self.conn.execute(
-            f"SELECT key, time, value FROM system_points WHERE {where} ORDER BY key, time, rowid", params
+            f"SELECT key, time, value FROM system_points WHERE {where} ORDER BY key, time, id", params
         ):
-            # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
             out.setdefault(name, []).append(SystemPoint(at, math.nan if value is None else value))
         return out
 
     def images(self, run_id: int, key: str | None = None) -> list[ImageInfo]:
-        from ..blobs import blob_path  # read paths only: writers never need it
-
         where, params = ("run_id = ?", [run_id]) if key is None else ("run_id = ? AND key = ?", [run_id, key])
         rows = self.conn.execute(
             f"SELECT key, step, caption, blob, width, height, time FROM images WHERE {where} ORDER BY step, id",
             params,
         ).fetchall()
-        return [
-            ImageInfo(name, step, caption, blob_path(self.dir, blob), width, height, at)
-            for name, step, caption, blob, width, height, at in rows
-        ]
+        return list(map(ImageInfo._make, rows))
 
     def run_file(self, run_id: int, kind: str) -> RunFile | None:
         row = self.conn.execute(
@@ -575,9 +781,13 @@ class SQLiteStore(Store):
         ).fetchone()
         if row is None:
             return None
-        from ..blobs import blob_path
+        return RunFile(kind, row[0], row[1], wire.loads(row[2]))
 
-        return RunFile(kind, blob_path(self.dir, row[0]), row[1], wire.loads(row[2]))
+    def put_blob(self, data: bytes, ext: str) -> str:
+        return self.blobs.put_bytes(data, ext)
+
+    def open_blob(self, name: str) -> BinaryIO:
+        return self.blobs.open(name)
 
     def resolve(self, ref: RunRef) -> int:
         """The numeric id of the run ``ref`` names (``RunNotFoundError`` if none)."""

@@ -2,7 +2,7 @@
 
 Everything here runs off the caller's thread and hands what it captured to the run as journal records
 through an ``Emit`` callable (``Run._record``), or, for the console, into a journal of its own that the
-writer thread tails (``SideJournal``); nothing here touches the store. Each piece is started by
+drain tails like the run's (``SideJournal``); nothing here touches the store. Each piece is started by
 ``init()`` through ``context.RunCapture`` and stopped by ``Run._end`` before the journal is drained.
 
 Import rule: may import ``runlane.journal``, ``blobs``, ``errors``, ``wire`` and the standard library;
@@ -28,8 +28,9 @@ class SideJournal(Protocol):
     def file(self) -> JournalFile:
         """The open journal, to hand to that process; the capture closes its own copy."""
 
-    def close(self) -> None:
-        """Once that process is done: store what the journal holds and close its writer."""
+    def end(self) -> None:
+        """Once that process is gone without doing it: append the journal's END record (no status: it closes
+        this writer only), so the run's end can apply the journal to its end."""
 
 
 OpenJournal = Callable[[], SideJournal]

@@ -14,15 +14,17 @@ error, the faulthandler traceback) would be lost. The kernel closes the tee's co
 dies, however it dies; the tee then stores and shows what the pipes still hold, and exits. It is started
 with ``posix_spawn`` (nothing is forked; off the caller's thread, nothing imported) and loads only ``tee``,
 ``lines`` and ``journal`` in an isolated interpreter, without runlane's package ``__init__``. Its journal is
-a ``SideJournal``: a writer of the run with this process's identity, held (``journal.hold``) so that
-recovery waits for the tee when this process died.
+a ``SideJournal``: a writer of the run with this process's identity (so this process's drain tails it too),
+not the run's owner (its end closes only itself). The tee inherits the journal's lock with the fd, so
+recovery waits for the tee when this process died (``journal.in_use``).
 
 ``stop()`` runs in two phases. *Stopping*: the tee learns that the run ends, so from now on a
 terminal that takes no output for ``TEE_GRACE_S`` is no longer fed (it goes on storing); then Python's
 streams are flushed into the pipes and the original fds are put back. *Restored*: the control pipe is
 closed; the tee takes what the pipes hold without waiting for a child that still holds them (that child's
-later writes fail with EPIPE), closes the journal, shows the rest and exits; ``stop()`` waits for it and
-hands the journal to the writer thread, so the last lines are stored before the run's journal is drained.
+later writes fail with EPIPE), appends the journal's END record, closes it, shows the rest and exits;
+``stop()`` waits for it (and appends the END record itself if the tee could not), and the run's end then
+applies that journal (``StoreWriter.complete``) before its own, so the last lines are in the store first.
 Afterwards no fd, thread or process of the capture remains.
 
 If the tee dies while the run lives (SIGKILL), or cannot be started, the watcher puts the original fds back
@@ -44,11 +46,10 @@ import threading
 from pathlib import Path
 
 from ...errors import ConsoleBusyError
-from ...journal import hold
 from ...logs import log
 from . import OpenJournal, SideJournal
 from .lines import TqdmMode
-from .tee import CONTROL_FD, DONE_FD, JOURNAL_FD, PIPE_FDS, READ_SIZE, STOPPING, TEE_GRACE_S, show
+from .tee import CONTROL_FD, DONE_FD, ENDED, JOURNAL_FD, PIPE_FDS, READ_SIZE, STOPPING, TEE_GRACE_S, show
 
 STREAMS = (("stdout", 1), ("stderr", 2))
 TEE_EXIT_TIMEOUT_S = 30.0  # a tee that has not exited this long after the run ended is killed
@@ -115,6 +116,7 @@ class ConsoleCapture:
         self._lock = threading.RLock()  # reentrant: stop() may run in a signal handler on any thread
         self._stopped = False
         self._restored = False
+        self._tee_ended = False  # the tee exited after appending its journal's END record
 
     @classmethod
     def claim(cls, mode: TqdmMode) -> ConsoleCapture:
@@ -155,8 +157,7 @@ class ConsoleCapture:
         if not self._streams:
             return
         self._journal = journal = open_journal()
-        assert journal.file.fd is not None
-        hold(journal.file.fd)  # before the spawn: the tee inherits the held file
+        assert journal.file.fd is not None  # opened and locked: the tee inherits the lock with the fd
         control_read, self._control = os.pipe()
         self._spawn_fds.append(control_read)
         self._done, done_write = os.pipe()
@@ -193,8 +194,8 @@ class ConsoleCapture:
         )
 
     def stop(self) -> None:
-        """Put the original fds back, let the tee store and show what the pipes still hold, hand its journal
-        to the store, release everything. Idempotent."""
+        """Put the original fds back, let the tee store and show what the pipes still hold, see that its journal
+        ends with its END record, release everything. Idempotent."""
         global _holder
         with self._lock:
             if self._stopped:
@@ -213,6 +214,10 @@ class ConsoleCapture:
             with self._lock:
                 self._close("_control")  # end of file: the tee drains the pipes and exits
             self._wait_for_tee()
+            if journal is not None and not self._tee_ended:
+                # Killed, never started, or out of disk: the END record comes from here, through this process's
+                # copy of the fd (the journal may be applied and deleted already; the path may be gone).
+                journal.end()
         finally:
             with self._lock:
                 self._close("_control")
@@ -228,8 +233,6 @@ class ConsoleCapture:
             with _claim_lock:
                 if _holder is self:
                     _holder = None
-            if journal is not None:
-                journal.close()  # the tee's lines go into the store before the run's own journal drains
 
     def _restore(self) -> None:
         """Put the original fds back (also closes the pipes' write ends that sat there). Holding the lock."""
@@ -268,15 +271,15 @@ class ConsoleCapture:
         except Exception as exc:
             failure = f"could not be started ({exc})"
         finally:
-            with self._lock:  # the tee has its own copies now (and the journal's hold with them)
+            with self._lock:  # the tee has its own copies now
                 self._close_spawn_fds()
-                journal.file.close()
         if failure is None:
             poller = select.poll()
             poller.register(self._done, select.POLLIN)
             while not poller.poll():
                 pass
             status = _reap(self._pid)
+            self._tee_ended = status is not None and os.waitstatus_to_exitcode(status) == ENDED
             failure = f"ended with {'an unknown status' if status is None else f'wait status {status}'}"
         with self._lock:
             if self._restored:

@@ -20,13 +20,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from ...journal import FILE
+from ...journal import File
 from ...logs import log
 from . import Emit, OpenJournal
 from .lines import TQDM_MODES, TqdmMode
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor
 
 if TYPE_CHECKING:
+    from ...blobs import BlobSink
     from .console import ConsoleCapture
     from .snapshot import SnapshotPlan
 
@@ -105,9 +106,10 @@ def _interval(value: Any) -> float | None:
 class RunCapture:
     """Everything that captures context for one run; created by ``init()``, stopped by ``Run._end``."""
 
-    def __init__(self, options: CaptureOptions, store_dir: Path) -> None:
+    def __init__(self, options: CaptureOptions, store_dir: Path, blobs: BlobSink) -> None:
         self.options = options
-        self._store_dir = store_dir
+        self._store_dir = store_dir  # cut out of the snapshot
+        self._blobs = blobs
         self._workdir: Path | None = None  # where the environment's git facts come from
         self._console: ConsoleCapture | None = None
         self._snapshot: SnapshotPlan | None = None
@@ -193,17 +195,17 @@ class RunCapture:
                 log.warning("runlane: could not record the run's %s", what, exc_info=True)
 
     def _environment_record(self) -> tuple[Any, ...]:
-        from ... import blobs, wire
+        from ... import wire
         from .environment import collect
 
         assert self._workdir is not None
         document = wire.dumps(collect(self._workdir)).encode("utf-8")
-        name = blobs.put_bytes(self._store_dir, document, "json")
-        return (FILE, time.time(), "environment", name, {"bytes": len(document)})
+        name = self._blobs.put_bytes(document, "json")
+        return File.new(time.time(), "environment", name, {"bytes": len(document)})
 
     def _snapshot_record(self) -> tuple[Any, ...]:
         from .snapshot import build
 
         assert self._snapshot is not None
-        name, meta = build(self._snapshot, self._store_dir)
-        return (FILE, time.time(), "code", name, meta)
+        name, meta = build(self._snapshot, self._blobs)
+        return File.new(time.time(), "code", name, meta)

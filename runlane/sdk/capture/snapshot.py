@@ -26,11 +26,13 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from ... import blobs
 from ...errors import SnapshotTooLargeError
 from .git import git, toplevel
+
+if TYPE_CHECKING:
+    from ...blobs import BlobSink
 
 MAX_FILES = 5_000
 MAX_BYTES = 50 * 2**20
@@ -102,13 +104,14 @@ def plan(root: Path, store_dir: Path, *, force: bool = False) -> SnapshotPlan:
     return SnapshotPlan(real_root, source, tuple(files), limits.bytes, tuple(skipped))
 
 
-def build(snapshot: SnapshotPlan, store_dir: Path) -> tuple[str, dict[str, Any]]:
-    """Write the zip into the store as a blob; return its name and what it holds."""
+def build(snapshot: SnapshotPlan, blobs: BlobSink) -> tuple[str, dict[str, Any]]:
+    """Write the zip as a blob through ``blobs``; return its name and what it holds."""
     skipped = list(snapshot.skipped)
     count = size = 0
-    handle, temp = blobs.open_temp(store_dir)
-    try:
-        with handle, zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+
+    def write(handle: BinaryIO) -> None:
+        nonlocal count, size
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             for name, _ in snapshot.files:
                 try:
                     source = open(snapshot.root / name, "rb")  # noqa: SIM115 - closed below
@@ -126,10 +129,8 @@ def build(snapshot: SnapshotPlan, store_dir: Path) -> tuple[str, dict[str, Any]]
                         shutil.copyfileobj(source, target, 1024 * 1024)
                 count += 1
                 size += info.st_size
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    name = blobs.put_file(store_dir, temp, "zip")
+
+    name = blobs.put_written(write, "zip")
     meta = {
         "root": str(snapshot.root),
         "source": snapshot.source,

@@ -23,7 +23,7 @@ import threading
 import time
 from typing import Any
 
-from ...journal import SYSTEM
+from ...journal import System
 from ...logs import log
 from . import Emit
 
@@ -75,7 +75,7 @@ class SystemMonitor:
                 except Exception:
                     log.debug("runlane: a system metrics sample failed", exc_info=True)
                 else:
-                    self._emit([(SYSTEM, stamp, values)])
+                    self._emit([System.new(stamp, values)])
                 # The next sample starts `interval` after this one started (a slow sample does not drift).
                 wait = max(0.0, self._interval - (time.monotonic() - started))
         finally:

@@ -8,8 +8,9 @@ and outlives it long enough to do both with its last bytes (an abort, a segfault
   file once that process has put its original fds back, or has died (the kernel closes the write end then).
 - 1 and 2: the original stdout and stderr (inherited), where everything read is shown.
 - ``PIPE_FDS``: the read ends of the stdout and stderr pipes.
-- ``JOURNAL_FD``: the run's journal it appends to, one TEXT record per read (stored before it is shown),
-  held (``journal.hold``) from before the spawn, so recovery leaves it alone until this process closes it.
+- ``JOURNAL_FD``: the run's console journal it appends to, one TEXT record per read (stored before it is
+  shown). Its lock (``JournalFile``) came with the fd, so the journal is ``in_use`` until this process closes
+  it: recovery leaves it alone, and does not fail the run, while the tee stores a dead process's last words.
 - ``DONE_FD``: never written; its closing, when this process exits, tells the training process.
 
 Each stream has a reader thread (read, split into lines, store) and a shower thread (write to the terminal),
@@ -18,7 +19,10 @@ stdout only, and holds up the training process's writes to it as it would withou
 was read is stored at once, also while the terminal is stuck.
 
 Once the control pipe ends, the readers take what the pipes still hold without waiting and finish, the
-journal is closed, and the showers write out their backlog. If the run was ending (``STOPPING``), a
+journal is closed, and the showers write out their backlog. A run that ends (``STOPPING``, and the training
+process still there) gets an END record first, with no status: whoever applies it closes the tee's writer,
+and only that; the exit status ``ENDED`` tells the training process so. After a crash there is no END:
+recovery closes the writer and fails the run, naming the training process. If the run was ending (``STOPPING``), a
 terminal that takes no output for ``TEE_GRACE_S`` is no longer fed: the training process waits for this
 process in ``finish()`` and its SIGTERM handler. If the training process died, nothing waits: the
 terminal gets every byte, however slowly it reads.
@@ -43,7 +47,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from ...journal import TEXT, JournalFile, new_packer
+from ...journal import End, JournalFile, Text, new_packer
 from .lines import ConsoleLines, TqdmMode
 
 CONTROL_FD = 0
@@ -52,6 +56,8 @@ PIPE_FDS = {"stdout": 3, "stderr": 4}
 JOURNAL_FD = 5
 DONE_FD = 6
 STOPPING = b"s"
+ENDED = 0  # exit status: the journal ends with its END record (any other: the training process appends it)
+NOT_ENDED = 3
 
 READ_SIZE = 64 * 1024
 BACKLOG = READ_SIZE  # bytes stored but not yet shown before a reader waits for its terminal
@@ -142,7 +148,8 @@ class Tee:
         self._restored = _Signal()
         self._streams = [_Stream(name, mode) for name in names]
 
-    def run(self, parent: int) -> None:
+    def run(self, parent: int) -> bool:
+        """Tee until the training process lets go; True if the journal got its END record."""
         readers = [threading.Thread(target=self._read_loop, args=(stream,)) for stream in self._streams]
         showers = [threading.Thread(target=self._show_loop, args=(stream,)) for stream in self._streams]
         for stream in self._streams:
@@ -157,9 +164,13 @@ class Tee:
                 stream.backlog.unbound()
         for thread in readers:
             thread.join()
+        # The run is ending in a live process, which waits for this one: close this writer. A process that
+        # died gets none, so that recovery fails its run.
+        ended = self._stopping.is_set and os.getppid() == parent and self._append(End.new(time.time(), None, None))
         self._journal.close()  # lets go of the journal: recovery may replay it from now on
         for thread in showers:
             thread.join()
+        return ended
 
     def _follow_control(self, parent: int) -> None:
         """Return once the training process has put its fds back or is gone; note ``STOPPING`` on the way."""
@@ -218,7 +229,9 @@ class Tee:
             return
         # One record per read: the lines of one read share its time. The trailing newline keeps a last
         # empty line (ingest drops one trailing empty piece).
-        record = (TEXT, time.time(), stream.name, "\n".join(lines) + "\n")
+        self._append(Text.new(time.time(), stream.name, "\n".join(lines) + "\n"))
+
+    def _append(self, record: Text | End) -> bool:
         with self._journal_lock:
             try:
                 self._journal.append(self._packer.pack(record))
@@ -226,6 +239,8 @@ class Tee:
                 if not self._store_failed:
                     self._store_failed = True
                     _say(f"runlane: could not store console output: {exc}")
+                return False
+            return True
 
     # -- showers: backlog -> terminal -------------------------------------------------------------
 
@@ -281,10 +296,10 @@ def main(argv: list[str]) -> None:
     parent, mode, journal_path, *names = argv
     _close_inherited()
     os.chdir("/")  # do not keep the training process's working directory busy
-    Tee(mode, names, journal_path).run(int(parent))  # type: ignore[arg-type]
+    ended = Tee(mode, names, journal_path).run(int(parent))  # type: ignore[arg-type]
     # Everything is written (os.write, no buffers) and every thread joined: skip the interpreter's teardown,
     # which ``finish()`` would otherwise wait for.
-    os._exit(0)
+    os._exit(ENDED if ended else NOT_ENDED)
 
 
 def _close_inherited() -> None:

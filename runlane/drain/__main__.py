@@ -1,0 +1,116 @@
+"""The drain process: ``python -m runlane.drain STORE OWNER_HOST OWNER_PID OWNER_STARTED``.
+
+Started by the SDK when a process first opens a store to write, detached (its own session, no pipe to
+the owner: the journals, the store and ``protocol`` are all they share). Two states:
+
+- **active** while the owner has runs open on the store: it holds ``active_lock(pid)`` and a connection,
+  and tails the owner's journals into the store;
+- **idle** once none is open: no connection, no lock, waiting for the owner's doorbell (SIGUSR1, rung
+  after a run is created or resumed, and by the end of the last run so an active drain lets go).
+
+The owner keeps one idle drain for its next ``init()`` (a sweep or a notebook does not pay for a new
+process per run) and stops it with SIGTERM when it needs another store's. The drain exits by itself when
+the owner is gone; if the owner died without warning (SIGKILL, OOM, a segfault) it first applies what the
+journals still hold and lets recovery fail the runs left unfinished, so a crashed run is complete and
+marked within moments instead of at the next open of the store.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from ..liveness import is_alive
+from ..logs import log
+from ..recovery import recover
+from ..store import open_store
+from .loop import Drain, Owner, Tunables
+from .protocol import DOORBELL, active_lock, owner_journals
+
+NICENESS = 5  # a quarter of a contended core, all of an idle one
+IDLE_CHECK_S = 1.0  # while idle, how often to look whether the owner is still there
+# After the owner is gone, how long to keep retrying a store that refuses writes before leaving the
+# journals for the next process that opens the store.
+ORPHAN_RETRY_S = 300.0
+
+
+def main(argv: list[str]) -> int:
+    location, host, pid, started = argv[0], argv[1], int(argv[2]), None if argv[3] == "-" else float(argv[3])
+    owner = Owner(host, pid, started)
+    store_dir = Path(location)
+    # Blocked (the owner spawns us so): a ring waits, pending, for the next sigtimedwait, never kills.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {DOORBELL})
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    # The training process comes first: where cores are scarce the drain takes the idle time, and what it
+    # has not applied when a run ends, the ending process applies itself.
+    os.nice(NICENESS)
+    lock_path = active_lock(os.getpid())
+    lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while is_alive(pid, started):
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                # Checked under the lock: the owner deletes a run's journal before it looks at the lock, so
+                # a doorbell that arrives after the run ended never reopens the store.
+                if owner_journals(store_dir, pid):
+                    _drain_while_active(store_dir, owner, pid, started)
+            finally:
+                fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            signal.sigtimedwait({DOORBELL}, IDLE_CHECK_S)
+        return _drain_orphaned(store_dir, owner)
+    finally:
+        os.close(lock_fd)
+        lock_path.unlink(missing_ok=True)
+
+
+def _drain_while_active(store_dir: Path, owner: Owner, pid: int, started: float | None) -> None:
+    store = open_store(store_dir)
+    drain = Drain(store, store_dir, owner, Tunables())
+    try:
+        while is_alive(pid, started):
+            busy = drain.pump()
+            if not busy:
+                if drain.owner_writers == 0:
+                    return  # the owner has no run open here: go idle (no connection, no lock)
+                signal.sigtimedwait({DOORBELL}, drain.tunables.poll_s)
+    finally:
+        drain.close()
+        store.close()
+
+
+def _drain_orphaned(store_dir: Path, owner: Owner) -> int:
+    """The owner is gone: apply what its journals still hold, then let recovery close its writers and
+    fail the runs it did not end (the ones it ended have their END record in the store by now)."""
+    if not owner_journals(store_dir, owner.pid):
+        return 0
+    store = open_store(store_dir)
+    drain = Drain(store, store_dir, owner, Tunables())
+    try:
+        gone_at = time.monotonic()
+        while True:
+            busy = drain.pump(heartbeat=False)
+            if not busy and not drain.backlog():
+                break
+            if time.monotonic() - gone_at > ORPHAN_RETRY_S:
+                log.error("runlane: the store still refuses writes; the journals stay for the next process")
+                return 1
+            if not busy:
+                time.sleep(drain.tunables.poll_s)
+        drain.close()
+        recover(store, store_dir)
+        return 0
+    finally:
+        drain.close()
+        store.close()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)  # unwinds through the finally blocks: the transaction rolls back, the store closes
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
