@@ -264,13 +264,18 @@ def new_packer() -> Any:
 class JournalFile:
     """The write end of one journal, owned by one run in one process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fd: int | None = None) -> None:
+        """Create (or open) and lock the journal at ``path``; or, given ``fd``, adopt that open journal: the
+        console tee inherits its journal from the training process, and with it the lock, which belongs to
+        the open file rather than to a process (``in_use`` stays true while the tee holds it)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        self.fd: int | None = os.open(path, flags, 0o600)
-        _lock(self.fd)
-        self.size = os.fstat(self.fd).st_size
+        if fd is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+            fd = os.open(path, flags, 0o600)
+            _lock(fd)
+        self.fd: int | None = fd
+        self.size = os.fstat(fd).st_size
 
     def append(self, data: bytes) -> None:
         """Append one encoded record with a single write; raise ``JournalWriteError`` if it cannot."""
@@ -314,7 +319,8 @@ def _lock(fd: int) -> None:
 
 
 def in_use(path: Path) -> bool:
-    """True while some process holds the journal open for appending: its writer, or a child forked from it.
+    """True while some process holds the journal open for appending: its writer, a child forked from it, or
+    the console tee it handed its console journal to.
 
     False when nobody does, when the file is gone, and where the filesystem has no locks.
     """

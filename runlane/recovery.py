@@ -98,10 +98,13 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
     now = time.time()
     reasons: dict[int, str] = {}
     ended_at: dict[int, float] = {}
+    dead: list[OpenWriter] = []
+    # Runs a process still writes to through a journal it handed on (its console tee, storing the last output
+    # of a process that died): not failed yet; the last of that process's writers to be recovered fails it.
+    still_written: set[tuple[int, str, int, float | None]] = set()
     for writer in store.open_writers():
         if run_ids is not None and writer.run_id not in run_ids:
             continue
-        path = store_dir / writer.journal
         alive = writer_is_alive(
             host=writer.host,
             pid_namespace=writer.pid_namespace,
@@ -109,10 +112,14 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
             pid_started=writer.pid_started,
             heartbeat_at=writer.heartbeat_at,
             now=now,
-            journal_path=path,
+            journal_path=store_dir / writer.journal,
         )
         if alive:
-            continue
+            still_written.add((writer.run_id, writer.host, writer.pid, writer.pid_started))
+        else:
+            dead.append(writer)
+    for writer in dead:
+        path = store_dir / writer.journal
         replay = Replay()
         if path.exists():
             replay = replay_journal(store, writer, path)
@@ -129,6 +136,8 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
         if not replay.damaged:
             path.unlink(missing_ok=True)
         report.replayed_writers.append(writer.id)
+        if (writer.run_id, writer.host, writer.pid, writer.pid_started) in still_written:
+            continue
         if writer.owner or writer.run_id not in reasons:  # the owner's end is the run's reason
             reasons[writer.run_id] = reason
         last_seen = max(writer.heartbeat_at, writer.last_record_at or 0.0, replay.last_time or 0.0)

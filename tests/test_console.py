@@ -338,6 +338,9 @@ def test_a_forked_child_is_captured_and_gets_epipe_once_the_run_is_over(store_di
     code = """
         import os, signal, sys, runlane
         run = runlane.init(project="fork", capture_console=True, system_metrics_interval=None)
+        # Before the fork: print() may write the text and the newline separately (PYTHONUNBUFFERED), and the
+        # child's line must not land between them.
+        print("parent", flush=True)
         go_read, go_write = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -350,7 +353,6 @@ def test_a_forked_child_is_captured_and_gets_epipe_once_the_run_is_over(store_di
                 os._exit(3)  # never blocked, never refused: someone kept a read end open
             except BrokenPipeError:
                 os._exit(0)
-        print("parent", flush=True)
         import time
         while "child while the run lives" not in [l.text for l in runlane.Api().logs(run.id)]:
             time.sleep(0.01)

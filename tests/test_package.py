@@ -129,3 +129,25 @@ def test_a_plain_init_loads_no_image_or_gpu_library() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == ""
+
+
+def test_the_console_tee_loads_only_what_its_bare_interpreter_offers() -> None:
+    # The tee runs under `python -I -S` (no site-packages but msgpack's) with runlane's packages as bare
+    # namespaces: these modules may import the standard library, msgpack and each other, nothing else.
+    modules = {
+        "runlane.sdk.capture.tee": PACKAGE / "sdk" / "capture" / "tee.py",
+        "runlane.sdk.capture.lines": PACKAGE / "sdk" / "capture" / "lines.py",
+        "runlane.sdk.capture": PACKAGE / "sdk" / "capture" / "__init__.py",  # loaded as the package
+        "runlane.journal": PACKAGE / "journal.py",
+        "runlane.errors": PACKAGE / "errors.py",
+    }
+    for name, path in modules.items():
+        assert _imports(path) <= set(modules), name
+        for node in ast.walk(ast.parse(path.read_text())):
+            roots = []
+            if isinstance(node, ast.Import):
+                roots = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                roots = [node.module.split(".")[0]]
+            for root in roots:
+                assert root in sys.stdlib_module_names or root in {"msgpack", "runlane"}, f"{name} imports {root}"

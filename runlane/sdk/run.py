@@ -28,10 +28,11 @@ from ..steps import STEP_MAX, as_integer
 from ..store.ingest import split_lines
 from . import ending, hooks
 from .values import metric_values, plain_mapping
-from .writer import StoreWriter, release
+from .writer import SideJournal, StoreWriter, release
 
 if TYPE_CHECKING:
     from ..blobs import BlobSink
+    from ..store.base import WriterSpec
     from .capture.context import RunCapture
 
 
@@ -80,6 +81,7 @@ class Run:
         self._packer = journal.new_packer()
         self._encode_metrics = journal.metrics_encoder(self._packer)
         self._capture = capture
+        self._side_journals: list[SideJournal] = []  # the console tee's, applied before the run's own at its end
         # Capture threads encode with their own packer (a Packer is not meant to be shared between threads),
         # only while holding the run lock or, once the run ends, on the ending thread after they stopped.
         self._capture_packer = journal.new_packer()
@@ -401,6 +403,11 @@ class Run:
                     self._append_ending_records()
                 timeout = FINISH_TIMEOUT_S if timeout is None else timeout
                 deadline = time.monotonic() + timeout
+                for side in self._side_journals:  # their END records are in by now (capture.stop saw to it)
+                    try:
+                        self._wait_until_stored(side.writer_id, side.file.path, None, deadline, timeout)
+                    except RuntimeError as exc:  # damaged: kept, its writer closed with the reason; the run ends
+                        _log.error("runlane: run %s: %s", self._info.display_id, exc)
                 if status is not None:
                     # Apply the journal first and only then settle the status: a SIGTERM that arrives while
                     # the backlog is applied still makes this run end killed (_end_with), since the status
@@ -414,23 +421,35 @@ class Run:
                 with self._lock:
                     self._journal.append(self._capture_packer.pack(journal.End.new(time.time(), status, reason)))
                 self._journal.close()
-                self._wait_until_stored(status, deadline, timeout)
+                self._wait_until_stored(self._writer_id, self._journal.path, status, deadline, timeout)
             finally:
                 self._journal.close()
                 release(self._writer)
             if status is not None:
                 self._status = status
 
-    def _wait_until_stored(self, status: str | None, deadline: float, timeout: float) -> None:
+    def _open_side_journal(self, process: WriterSpec) -> SideJournal:
+        """A journal of this run for the console tee (``capture.OpenJournal``), applied at the run's end."""
+        side = SideJournal(self._writer, process, self._info.id)
+        self._side_journals.append(side)
+        return side
+
+    def _wait_until_stored(
+        self, writer_id: str, path: Path, status: str | None, deadline: float, timeout: float
+    ) -> None:
         left = max(0.0, deadline - time.monotonic())
-        if not self._writer.complete(self._writer_id, self._journal.path, status, left):
+        if not self._writer.complete(writer_id, path, status, left):
+            try:
+                size = f"{path.stat().st_size:,}"
+            except OSError:
+                size = "?"
             _log.warning(
                 "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
                 "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
                 self._info.display_id,
                 timeout,
-                self._journal.path,
-                f"{self._journal.size:,}",
+                path,
+                size,
             )
 
     def _closed_message(self) -> str:

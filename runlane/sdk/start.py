@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -229,7 +230,7 @@ def init(
     # leaves the system metrics to the owner, so a run's samples come from one machine.
     capture.sample_system_metrics(attached.owner)
     try:
-        capture.start(run._record, run.display_id)
+        capture.start(run._record, run.display_id, functools.partial(run._open_side_journal, spec))
     except BaseException as exc:
         # The run exists: end it with the reason rather than leave it running without its capture (a side
         # process only closes its writer: its failure is not the run's).

@@ -36,14 +36,15 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..drain.loop import Drain, Owner, Tunables
-from ..drain.protocol import DOORBELL, active_lock
+from ..drain.protocol import DOORBELL, active_lock, journal_name
 from ..errors import StoreUnavailableError
+from ..journal import End, JournalFile, new_packer
 from ..liveness import host_name, process_start_time
 from ..logs import log
 from ..recovery import recover, replay_journal
 from ..statuses import FAILED
 from ..store import open_store
-from ..store.base import Store
+from ..store.base import Store, WriterSpec
 
 T = TypeVar("T")
 
@@ -278,6 +279,37 @@ class StoreWriter:
         previous, _idle_drain = _idle_drain, (self.store_dir, pid)
         if previous is not None:
             _stop_drain_process(previous[1])
+
+
+class SideJournal:
+    """Another journal of this process for a run it writes, appended to by another process (the console tee).
+
+    Its writer carries this process's identity (host, pid, start time) and a journal named for this pid, so
+    this process's drain finds and tails it like the run's own, and a crashed run's reason names this
+    process. It is not the run's owner: its END record (no status) closes only itself. The run's end applies
+    it with ``StoreWriter.complete`` before its own journal. The journal's lock passes to the other process
+    with the fd (``journal.in_use``): recovery leaves it, and the run, alone while that process still stores
+    what this one wrote before it died.
+    """
+
+    def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int) -> None:
+        self.writer_id = os.urandom(16).hex()
+        name = journal_name(process.pid, self.writer_id)
+        self.file = JournalFile(store_writer.store_dir / name)
+        spec = process._replace(id=self.writer_id, journal=name)
+        try:
+            store_writer.call(lambda store: store.add_writer(run_id, spec))
+        except BaseException:
+            self.file.close()
+            self.file.path.unlink(missing_ok=True)
+            raise
+        store_writer.ring()
+
+    def end(self) -> None:
+        """Append the END record from this process (the other one could not) and close this copy."""
+        if self.file.fd is not None:
+            self.file.append(new_packer().pack(End.new(time.time(), None, None)))
+            self.file.close()
 
 
 # -- one link per (process, store location) -----------------------------------------------------

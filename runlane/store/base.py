@@ -116,6 +116,11 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def add_writer(self, run_id: int, writer: WriterSpec) -> None:
+        """Register another journal of a process that already writes to ``run_id`` (its console capture's)
+        as a writer of that run, never its owner: its end closes only itself. The run itself is unchanged."""
+
+    @abstractmethod
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         """Apply journal records ``[start, end)`` of a writer exactly once, in one transaction.
 

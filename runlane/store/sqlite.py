@@ -363,6 +363,11 @@ class SQLiteStore(Store):
             step = sqlite_series.next_step(conn, run_id)
         return Attached(self.run(RunRef("id", run_id)), step, owned is None)
 
+    def add_writer(self, run_id: int, writer: WriterSpec) -> None:
+        with self._transaction() as conn:
+            self._run_id(conn, RunRef("id", run_id))  # RunNotFoundError rather than a dangling writer
+            self._insert_writer(conn, run_id, writer, time.time(), owner=False)
+
     def ingest(self, writer_id: str, run_id: int, records: list[list[Any]], start: int, end: int) -> bool:
         changes = ingest_plan.plan(records)  # pure CPU work: done before taking the write lock
         with self._transaction() as conn:

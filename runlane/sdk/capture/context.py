@@ -18,11 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ...journal import File
 from ...logs import log
-from . import Emit
+from . import Emit, OpenJournal
+from .lines import TQDM_MODES, TqdmMode
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor
 
 if TYPE_CHECKING:
@@ -32,10 +33,6 @@ if TYPE_CHECKING:
 
 # The console, snapshot and environment modules are imported when a run asks for them: every init()
 # loads this module, and a process's first init() has a budget of milliseconds.
-
-TqdmMode = Literal["smart", "all", "none"]
-TQDM_MODES: tuple[TqdmMode, ...] = ("smart", "all", "none")  # what each does: lines.py
-
 
 SNAPSHOT_FORMATS = ("zip",)
 
@@ -72,8 +69,10 @@ def check_options(
     if capture_console:
         import select
 
-        if not hasattr(select, "poll"):
-            raise NotImplementedError("capture_console=True needs select.poll(), which this platform lacks (Windows)")
+        if not hasattr(select, "poll") or not hasattr(os, "posix_spawn"):
+            raise NotImplementedError(
+                "capture_console=True needs select.poll() and os.posix_spawn(), which this platform lacks (Windows)"
+            )
     if workspace_root is not None and not isinstance(workspace_root, (str, os.PathLike)):
         raise TypeError(f"workspace_root must be a path, got {type(workspace_root).__name__}")
     return CaptureOptions(
@@ -145,11 +144,14 @@ class RunCapture:
         if self.options.system_auto and not enabled:
             self.options = self.options._replace(system_interval=None)
 
-    def start(self, emit: Emit, label: str) -> None:
-        """Start capturing for the run ``label`` (its display id); on failure, stop what was started."""
+    def start(self, emit: Emit, label: str, open_journal: OpenJournal) -> None:
+        """Start capturing for the run ``label`` (its display id); on failure, stop what was started.
+
+        ``emit`` takes the records of the capture threads; ``open_journal`` gives the console its own journal,
+        appended to by its tee process."""
         try:
             if self._console is not None:
-                self._console.start(emit, label)
+                self._console.start(open_journal, label)
             jobs: list[tuple[str, Callable[[], tuple[Any, ...]]]] = []
             if self.options.env:
                 jobs.append(("environment", self._environment_record))

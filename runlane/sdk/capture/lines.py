@@ -17,8 +17,11 @@ split across two reads.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from .context import TQDM_MODES, TqdmMode
+# Defined here, not in ``context``: the console tee process loads this module and nothing of the SDK.
+TqdmMode = Literal["smart", "all", "none"]
+TQDM_MODES: tuple[TqdmMode, ...] = ("smart", "all", "none")
 
 MAX_LINE = 64 * 1024  # characters; a longer run of text without a newline is cut into lines this long
 
