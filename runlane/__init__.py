@@ -5,7 +5,7 @@
 >>> run.log({"loss": 0.25})
 >>> run.finish()
 
-Importing runlane stays light: the store, its database driver and the writer thread are loaded by
+Importing runlane stays light: the store, its database driver and the drain are loaded by
 the first ``init()`` or ``Api()``, not here.
 """
 

@@ -209,7 +209,7 @@ def is_record(raw: object) -> bool:
 
 def fields(shape: type[Record], *names: str) -> Callable[[Sequence[Any]], Any]:
     """Read fields of ``shape`` by name from a record as the reader hands it out (an array, not a named
-    tuple: building one per record would cost the writer thread more than decoding it did).
+    tuple: building one per record would cost the drain more than decoding it did).
 
     ``get = fields(Metrics, "time", "values"); time, values = get(record)``; with one name, the value itself.
     """

@@ -1,7 +1,7 @@
 """Replay what dead writers left in their journals, exactly once, and fail the runs their owners abandoned.
 
-Runs whenever a process opens the embedded store (the SDK's writer thread and ``runlane.Api`` both do),
-so a crashed training script's last points appear as soon as anyone looks; and, for the runs involved,
+Runs whenever a process opens the embedded store (``init()``, ``runlane.Api`` and a drain whose owner
+died all do), so a crashed training script's last points appear as soon as anyone looks; and, for the runs involved,
 before a resume or a fork, so their step counter and fork range count everything the store will hold.
 
 A journal is deleted only once every record in it is in the store and no process may append to it any

@@ -83,6 +83,13 @@ def test_store_never_imports_the_sdk() -> None:
         assert not any(name.startswith("runlane.sdk") for name in _imports(path)), path
 
 
+def test_the_drain_never_imports_the_sdk() -> None:
+    # The drain process starts with the store and the journal only: the SDK (capture, hooks, run) would
+    # cost it start-up time and could install handlers meant for a training process.
+    for path in (PACKAGE / "drain").rglob("*.py"):
+        assert not any(name.startswith(("runlane.sdk", "runlane.api")) for name in _imports(path)), path
+
+
 def test_lower_layers_never_import_upper_ones() -> None:
     pure = ["entities.py", "errors.py", "naming.py", "statuses.py", "wire.py", "journal.py", "config.py", "blobs.py"]
     for name in pure:

@@ -288,7 +288,7 @@ def _as_fork(store: Store, store_dir: Path, new: NewRun, fork: _Fork, *, project
     """Resolve the parent that owns the fork step and apply what the fork inherits from it."""
     requested = store.run(fork.ref)
     # Replay what dead writers left of the chain first: the range a run may be forked at is what the store
-    # will hold of it, not what a long-lived process's writer thread happened to see when it started.
+    # will hold of it, not what a long-lived process saw when it first opened the store.
     recover(store, store_dir, [node.run_id for node in store.ancestry(requested.id)])
     chain = store.ancestry(requested.id)
     step = lineage.check_fork_step(chain, fork.step, requested.display_id)

@@ -1,6 +1,6 @@
 """The store interface: what every backend (SQLite, PostgreSQL, the HTTP client) must provide.
 
-The SDK never talks to a database directly: its writer thread hands journal batches to ``ingest`` and
+The SDK never talks to a database directly: its drain hands journal batches to ``ingest`` and
 lifecycle events to a few other primitives; readers use the read half. Everything here is expressed in
 run references and plain records so that one contract test suite can hold every backend to it.
 """
