@@ -75,6 +75,15 @@ class JournalWriteError(RunlaneError, OSError):
     """The journal could not be appended to (disk full, file removed): the data was not recorded."""
 
 
+class JournalDamagedError(RunlaneError, RuntimeError):
+    """A journal could not be read to its end: what preceded the damage is stored, the file is kept, and
+    the message says where the damage and the file are."""
+
+
+class CaptureUnavailableError(RunlaneError, RuntimeError):
+    """A capture option cannot work in this interpreter (say, console capture without ``sys.executable``)."""
+
+
 class ConsoleBusyError(RunlaneError, RuntimeError):
     """``capture_console=True`` while another run of this process captures the console (fds 1 and 2)."""
 

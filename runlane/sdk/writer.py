@@ -37,7 +37,7 @@ from typing import TypeVar
 
 from ..drain.loop import Drain, Owner, Tunables
 from ..drain.protocol import DOORBELL, active_lock, journal_name
-from ..errors import StoreUnavailableError
+from ..errors import JournalDamagedError, StoreUnavailableError
 from ..journal import End, JournalFile, new_packer
 from ..liveness import host_name, process_start_time
 from ..logs import log
@@ -256,7 +256,7 @@ class StoreWriter:
             if replay.damaged:
                 kept = f"{replay.note}; the records after it are not in the store"
                 self._store.close_writer(writer_id, status=None if ending is None else FAILED, reason=kept)
-                raise RuntimeError(kept)
+                raise JournalDamagedError(kept)
         if replay.ended:
             journal.unlink(missing_ok=True)
         else:

@@ -45,7 +45,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ...errors import ConsoleBusyError
+from ...errors import CaptureUnavailableError, ConsoleBusyError
 from ...logs import log
 from . import OpenJournal, SideJournal
 from .lines import TqdmMode
@@ -123,7 +123,7 @@ class ConsoleCapture:
         """Reserve this process's console; ``ConsoleBusyError`` if another run captures it."""
         global _holder
         if not sys.executable:
-            raise RuntimeError(
+            raise CaptureUnavailableError(
                 "capture_console=True runs a helper process with sys.executable, which this interpreter does "
                 "not set (an embedded Python); pass capture_console=False"
             )
