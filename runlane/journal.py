@@ -21,7 +21,7 @@ import contextlib
 import operator
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -431,16 +431,3 @@ class JournalReader:
 
     def close(self) -> None:
         self._file.close()
-
-
-def read_all(path: Path, offset: int = 0) -> Iterator[JournalBatch]:
-    """Yield every complete record batch of a journal from ``offset``; for replay and ``runlane sync``."""
-    reader = JournalReader(path, offset)
-    try:
-        while True:
-            batch = reader.read()
-            if not batch.records:
-                return
-            yield batch
-    finally:
-        reader.close()

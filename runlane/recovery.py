@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import journal
@@ -25,12 +25,6 @@ from .store.base import OpenWriter, Store
 
 # Bounded so that a long backlog is replayed in constant memory (records as Python objects are ~10x the bytes).
 REPLAY_BATCH_BYTES = 1024 * 1024
-
-
-@dataclass
-class RecoveryReport:
-    replayed_writers: list[str] = field(default_factory=list)
-    failed_runs: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -91,10 +85,10 @@ def replay_journal(
             reader.close()
 
 
-def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = None) -> RecoveryReport:
+def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = None) -> list[int]:
     """Replay and close every writer whose process is gone (only writers of ``run_ids`` if given), then
-    fail the runs their owners left running."""
-    report = RecoveryReport()
+    fail the runs their owners left running; return the ids of the runs it failed."""
+    failed: list[int] = []
     now = time.time()
     reasons: dict[int, str] = {}
     ended_at: dict[int, float] = {}
@@ -127,7 +121,6 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
             replay.note = "journal file missing"
         if replay.ended:  # it finished or closed in time to write its END record; only its drain was late
             path.unlink(missing_ok=True)
-            report.replayed_writers.append(writer.id)
             continue
         note = replay.note
         who = f"process {writer.pid} on {writer.host}"
@@ -135,7 +128,6 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
         store.close_writer(writer.id, reason=reason)
         if not replay.damaged:
             path.unlink(missing_ok=True)
-        report.replayed_writers.append(writer.id)
         if (writer.run_id, writer.host, writer.pid, writer.pid_started) in still_written:
             continue
         if writer.owner or writer.run_id not in reasons:  # the owner's end is the run's reason
@@ -143,7 +135,7 @@ def recover(store: Store, store_dir: Path, run_ids: Collection[int] | None = Non
         last_seen = max(writer.heartbeat_at, writer.last_record_at or 0.0, replay.last_time or 0.0)
         ended_at[writer.run_id] = max(ended_at.get(writer.run_id, 0.0), last_seen)
     if reasons:
-        report.failed_runs = store.fail_abandoned(list(reasons), reasons, ended_at)
-        for run_id in report.failed_runs:
+        failed = store.fail_abandoned(list(reasons), reasons, ended_at)
+        for run_id in failed:
             log.warning("run %s marked failed: %s", run_id, reasons[run_id])
-    return report
+    return failed
