@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import journal
+from ..config import DEFAULT_FINISH_TIMEOUT_S
 from ..entities import RunInfo
 from ..errors import RunClosedError
 from ..logs import log as _log
@@ -42,7 +43,6 @@ MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
 MAX_CAPTION = 4096
-FINISH_TIMEOUT_S = 120.0  # how long finish() waits for the store by default
 CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
@@ -61,8 +61,10 @@ class Run:
         blobs: BlobSink,
         capture: RunCapture | None = None,
         owner: bool = True,
+        finish_timeout_s: float = DEFAULT_FINISH_TIMEOUT_S,
     ) -> None:
         self._info = info
+        self._finish_timeout_s = finish_timeout_s
         # The owner (this process created the run, or resumed it while no other owner was open) decides the
         # run's final status; a side process's automatic ends only close its writer.
         self._owner = owner
@@ -347,7 +349,7 @@ class Run:
         """End the run: drain everything into the store, stop background work, set the final status
         (default ``finished``) and write the best primary-metric value into the summary.
 
-        Waits at most ``timeout`` seconds (default ``FINISH_TIMEOUT_S``) for the store to take what is
+        Waits at most ``timeout`` seconds (default 120, or ``RUNLANE_FINISH_TIMEOUT``) for the store to take what is
         still in the journal; past that it warns how much is unsent and where, and returns: the drain
         goes on, and whatever it cannot deliver is replayed by the next process that opens the store.
         Idempotent; after ``close()`` it does nothing.
@@ -401,7 +403,7 @@ class Run:
                     except Exception:  # the run must still end; what was captured so far is in the journal
                         _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
                     self._append_ending_records()
-                timeout = FINISH_TIMEOUT_S if timeout is None else timeout
+                timeout = self._finish_timeout_s if timeout is None else timeout
                 deadline = time.monotonic() + timeout
                 for side in self._side_journals:  # their END records are in by now (capture.stop saw to it)
                     try:

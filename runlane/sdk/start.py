@@ -158,7 +158,7 @@ def init(
     capture = RunCapture(options, settings.dir, blobs)
     capture.prepare()
     try:
-        store_writer = writers.acquire(settings.dir)
+        store_writer = writers.acquire(settings.dir, settings.drain)
     except BaseException:
         capture.stop()
         raise
@@ -222,6 +222,7 @@ def init(
         journal_file=journal_file,
         next_step=attached.next_step,
         store_dir=settings.dir,
+        finish_timeout_s=settings.finish_timeout_s,
         blobs=blobs,
         capture=capture,
         owner=attached.owner,

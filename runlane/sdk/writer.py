@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ..config import DrainKind
 from ..drain.loop import Drain, Owner, Tunables
 from ..drain.protocol import DOORBELL, active_lock, journal_name
 from ..errors import JournalDamagedError, StoreUnavailableError
@@ -134,7 +135,7 @@ def _reap_finished() -> None:
 
 def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
     """Start ``python -m runlane.drain`` for this process and store, detached; None where it cannot be."""
-    if not sys.executable or getattr(sys, "frozen", False) or os.environ.get("RUNLANE_DRAIN") == "thread":
+    if not sys.executable or getattr(sys, "frozen", False):
         return None
     env = dict(os.environ)
     # The drain must run this very runlane, whatever the child's own sys.path would find first.
@@ -173,8 +174,9 @@ _idle_drain: tuple[Path, int] | None = None
 class StoreWriter:
     """This process's link to the store at ``store_dir``. Use ``acquire()``/``release()``."""
 
-    def __init__(self, store_dir: Path) -> None:
+    def __init__(self, store_dir: Path, drain: DrainKind = "process") -> None:
         self.store_dir = store_dir
+        self._drain_kind = drain
         self.users = 0
         self._lock = threading.Lock()
         self._store: Store = open_store(store_dir)
@@ -200,7 +202,7 @@ class StoreWriter:
                 return  # the one kept from this store's previous run: rung once a run is registered
         pid = os.getpid()
         owner = Owner(host_name(), pid, process_start_time(pid))
-        self._drain_pid = _spawn_drain_process(self.store_dir, owner)
+        self._drain_pid = _spawn_drain_process(self.store_dir, owner) if self._drain_kind == "process" else None
         if self._drain_pid is None:
             self._thread = _DrainThread(self.store_dir, owner)
 
@@ -318,12 +320,12 @@ _registry: dict[Path, StoreWriter] = {}
 _registry_lock = threading.Lock()
 
 
-def acquire(store_dir: Path) -> StoreWriter:
+def acquire(store_dir: Path, drain: DrainKind = "process") -> StoreWriter:
     """The link for ``store_dir``, opened if needed; pair every call with ``release()``."""
     with _registry_lock:
         writer = _registry.get(store_dir)
         if writer is None:
-            writer = _registry[store_dir] = StoreWriter(store_dir)
+            writer = _registry[store_dir] = StoreWriter(store_dir, drain)
         writer.users += 1
         return writer
 
