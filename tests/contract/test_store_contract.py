@@ -215,6 +215,7 @@ def test_create_run_with_a_taken_uid_is_a_value_error_and_keeps_the_first(store:
         store.create_run(NewRun(uid="u" * 32, project="p", name="retry"), spec("w-retry"))
     runs = store.runs()
     assert [(r.id, r.name) for r in runs] == [(first.run_id, "original")]
+    assert store.resolve(RunRef("uid", "u" * 32)) == first.run_id  # how a retrying client finds its run
     assert [writer.id for writer in store.open_writers()] == [first.writer_id]
 
 
@@ -466,3 +467,43 @@ def test_run_files_and_images_come_back_as_logged(store: Store) -> None:
     assert found is not None
     assert (found.blob, found.meta) == (env, {"python": "3"})
     assert store.run_file(run.run_id, "code") is None
+
+
+# -- writers: reattaching, heartbeats, abandoned runs -------------------------------------------
+
+
+def test_attach_continues_the_step_and_only_one_writer_owns_the_run(store: Store) -> None:
+    run = new_run(store, "h" * 32)
+    run.log([(0, 1.0), (7, 2.0)])
+    beside = store.attach(ref(run.run_id), spec("w-side"))
+    assert beside.owner is False  # the first writer is still open: it decides the final status
+    run.append(journal.End.new(T0 + 1, None, None))  # close() without ending the run
+    assert run.offer()
+    assert store.run(ref(run.run_id)).status == "running"
+    store.close_writer("w-side")
+    again = store.attach(RunRef("uid", "h" * 32), spec("w-again"))
+    assert again.owner is True
+    assert again.next_step == 8
+    assert again.info.id == run.run_id
+    assert again.info.status == "running"
+    store.close_writer("w-again", "finished")
+    ended = store.run(ref(run.run_id))
+    assert ended.status == "finished"
+    assert ended.ended_at is not None
+
+
+def test_heartbeats_show_in_open_writers_and_abandoned_runs_fail(store: Store) -> None:
+    alive = new_run(store, "v" * 32)
+    dead = new_run(store, "d" * 32)
+    store.heartbeat([alive.writer_id], T0 + 500)
+    beats = {writer.id: writer.heartbeat_at for writer in store.open_writers()}
+    assert beats[alive.writer_id] == T0 + 500
+    assert all(writer.owner for writer in store.open_writers())
+    store.close_writer(dead.writer_id)  # gone without an ending
+    failed = store.fail_abandoned(
+        [alive.run_id, dead.run_id], {dead.run_id: "process vanished"}, {dead.run_id: T0 + 600}
+    )
+    assert failed == [dead.run_id]  # the run with an open owner is left running
+    info = store.run(ref(dead.run_id))
+    assert (info.status, info.status_reason, info.ended_at) == ("failed", "process vanished", T0 + 600)
+    assert store.run(ref(alive.run_id)).status == "running"
