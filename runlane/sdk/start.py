@@ -174,16 +174,11 @@ def init(
 
             def attach(store: Store) -> Attached:
                 run_id = store.resolve(ref)
-                # A long-lived process (a notebook, a service, a sweep driver) ran recovery when its writer
-                # thread started, long before: replay what writers that died since left of this run, so the
+                # A long-lived process (a notebook, a service, a sweep driver) ran recovery when it first
+                # opened the store, long before: replay what writers that died since left of this run, so the
                 # step counter continues after everything the store will ever hold of it.
                 recover(store, settings.dir, [run_id])
-                existing = store.run(RunRef("id", run_id))
-                if project_name is not None and existing.project != project_name:
-                    raise ValueError(
-                        f"run {existing.display_id} belongs to project {existing.project!r}, not {project_name!r}"
-                    )
-                return store.attach(RunRef("id", run_id), spec)
+                return store.attach(RunRef("id", run_id), spec, project=project_name)
 
             attached = store_writer.call(attach)
         else:

@@ -104,11 +104,18 @@ class Store(ABC):
 
     @abstractmethod
     def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
-        """Create the run (allocating its display id atomically) and register ``writer`` on it as its owner."""
+        """Create the run (allocating its display id atomically) and register ``writer`` on it as its owner.
+
+        Idempotent by uid and writer: retried with both (an answer that was lost), it returns the run it
+        made; a uid taken by another writer's run is a ``ValueError``.
+        """
 
     @abstractmethod
-    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
+    def attach(self, ref: RunRef, writer: WriterSpec, *, project: str | None = None) -> Attached:
         """Reopen an existing run for ``writer`` (status back to running).
+
+        With ``project``, a run of another project is a ``ValueError`` and nothing changes. Retried with a
+        writer already registered on the run (an answer that was lost), it returns that registration.
 
         ``writer`` becomes the run's owner unless an owner writer is still open, atomically (of two
         processes attaching at once, one owns). Callers replay dead writers' journals first (recovery),

@@ -313,6 +313,12 @@ class SQLiteStore(Store):
         status = normalize_status(new.status)
         now = time.time()
         with self._transaction() as conn:
+            made = conn.execute(
+                "SELECT r.id FROM runs r JOIN run_writers w ON w.run_id = r.id WHERE r.uid = ? AND w.id = ?",
+                (new.uid, writer.id),
+            ).fetchone()
+            if made is not None:  # a retry of this very call: the run exists already
+                return self.run(RunRef("id", int(made[0])))
             project_id = self._project(conn, project)
             conn.execute("UPDATE projects SET next_seq = next_seq + 1 WHERE id = ?", (project_id,))
             (seq,) = conn.execute("SELECT next_seq - 1 FROM projects WHERE id = ?", (project_id,)).fetchone()
@@ -349,10 +355,22 @@ class SQLiteStore(Store):
             self._insert_writer(conn, run_id, writer, now, owner=True)
         return self.run(RunRef("id", run_id))
 
-    def attach(self, ref: RunRef, writer: WriterSpec) -> Attached:
+    def attach(self, ref: RunRef, writer: WriterSpec, *, project: str | None = None) -> Attached:
         now = time.time()
         with self._transaction() as conn:
             run_id = self._run_id(conn, ref)
+            if project is not None:
+                key, seq, actual = conn.execute(
+                    "SELECT p.key, r.seq, p.name FROM runs r JOIN projects p ON p.id = r.project_id WHERE r.id = ?",
+                    (run_id,),
+                ).fetchone()
+                if actual != normalize_project(project):
+                    raise ValueError(f"run {key}-{seq} belongs to project {actual!r}, not {project!r}")
+            again = conn.execute(
+                "SELECT owner FROM run_writers WHERE id = ? AND run_id = ?", (writer.id, run_id)
+            ).fetchone()
+            if again is not None:  # a retry of this very call: the writer is registered already
+                return Attached(self.run(RunRef("id", run_id)), sqlite_series.next_step(conn, run_id), bool(again[0]))
             conn.execute(
                 "UPDATE runs SET status = ?, status_reason = NULL, ended_at = NULL WHERE id = ?", (RUNNING, run_id)
             )

@@ -219,6 +219,32 @@ def test_create_run_with_a_taken_uid_is_a_value_error_and_keeps_the_first(store:
     assert [writer.id for writer in store.open_writers()] == [first.writer_id]
 
 
+def test_create_run_retried_by_the_same_writer_returns_the_run_it_made(store: Store) -> None:
+    # Over HTTP the answer to create_run can be lost after the commit: the client retries the same call.
+    new = NewRun(uid="r" * 32, project="p", name="once")
+    first = store.create_run(new, spec("w-once"))
+    again = store.create_run(new, spec("w-once"))
+    assert (again.id, again.display_id) == (first.id, first.display_id)
+    assert [r.id for r in store.runs()] == [first.id]
+    assert [w.id for w in store.open_writers()] == ["w-once"]
+    following = store.create_run(NewRun(uid="s" * 32, project="p"), spec("w-next")).display_id
+    assert following == first.display_id.replace("-1", "-2")  # the retry used no display id
+
+
+def test_attach_refuses_a_run_of_another_project_and_is_idempotent_by_writer(store: Store) -> None:
+    run = new_run(store, "a" * 32, project="vision")
+    run.log([(0, 1.0), (1, 2.0)])
+    finish(run)
+    with pytest.raises(ValueError, match="belongs to project 'vision', not 'audio'"):
+        store.attach(ref(run.run_id), spec("w-wrong"), project="audio")
+    assert store.run(ref(run.run_id)).status == "finished"  # nothing changed
+    assert [w.id for w in store.open_writers()] == []
+    attached = store.attach(ref(run.run_id), spec("w-side"), project="vision")
+    retried = store.attach(ref(run.run_id), spec("w-side"), project="vision")
+    assert (retried.info.id, retried.next_step, retried.owner) == (attached.info.id, 2, True)
+    assert [w.id for w in store.open_writers()] == ["w-side"]
+
+
 def test_display_ids_are_sequential_per_project(store: Store) -> None:
     store.create_project("alpha", key="AL")
     store.create_project("beta", key="BE")
