@@ -6,10 +6,8 @@ import dataclasses
 import functools
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal
 
-from .. import lineage
 from ..config import Settings
 from ..drain.protocol import journal_name as journal_name_for
 from ..journal import JournalFile
@@ -18,7 +16,7 @@ from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
 from ..recovery import recover
 from ..statuses import FAILED
 from ..steps import as_integer
-from ..store.base import Attached, NewRun, Store, WriterSpec
+from ..store.base import Attached, ForkRequest, NewRun, Store, WriterSpec
 from . import hooks
 from . import writer as writers
 from .capture.context import RunCapture, check_options
@@ -196,9 +194,13 @@ def init(
                 )
                 if fork is None:
                     return Attached(store.create_run(new, spec), 0, True)
-                new = _as_fork(store, settings.dir, new, fork, project_given=project is not None)
-                assert new.fork_step is not None
-                return Attached(store.create_run(new, spec), new.fork_step + 1, True)
+                # Replay what dead writers left of the chain first: the range a run may be forked at is what
+                # the store will hold of it, not what a long-lived process saw when it first opened the store.
+                recover(store, settings.dir, [node.run_id for node in store.ancestry(store.resolve(fork.ref))])
+                forked = dataclasses.replace(new, fork=dataclasses.replace(fork, keep_project=project is not None))
+                info = store.create_run(forked, spec)
+                assert info.fork_step is not None
+                return Attached(info, info.fork_step + 1, True)
 
             attached = store_writer.call(create)
         info = attached.info
@@ -253,17 +255,10 @@ def blob_sink(settings: Settings) -> BlobSink:
     return LocalBlobs(settings.dir)
 
 
-class _Fork(NamedTuple):
-    ref: RunRef
-    step: int
-    inherit_config: bool
-    inherit_tags: bool
-
-
 def _fork_request(
     fork_run_id: int | str | None, fork_step: object, inherit_config: object, inherit_tags: object, *, resuming: bool
-) -> _Fork | None:
-    """Validate the fork arguments that need no store; the step range is checked against the parent."""
+) -> ForkRequest | None:
+    """Validate the fork arguments that need no store; the store checks the step against the parent."""
     if fork_run_id is None and fork_step is None:
         return None
     if fork_run_id is None or fork_step is None:
@@ -277,24 +272,4 @@ def _fork_request(
     for flag, value in (("inherit_config", inherit_config), ("inherit_tags", inherit_tags)):
         if not isinstance(value, bool):
             raise TypeError(f"{flag} must be True or False, got {value!r}")
-    return _Fork(parse_run_ref(fork_run_id), step, bool(inherit_config), bool(inherit_tags))
-
-
-def _as_fork(store: Store, store_dir: Path, new: NewRun, fork: _Fork, *, project_given: bool) -> NewRun:
-    """Resolve the parent that owns the fork step and apply what the fork inherits from it."""
-    requested = store.run(fork.ref)
-    # Replay what dead writers left of the chain first: the range a run may be forked at is what the store
-    # will hold of it, not what a long-lived process saw when it first opened the store.
-    recover(store, store_dir, [node.run_id for node in store.ancestry(requested.id)])
-    chain = store.ancestry(requested.id)
-    step = lineage.check_fork_step(chain, fork.step, requested.display_id)
-    parent_id = lineage.resolve_parent(chain, step)
-    parent = requested if parent_id == requested.id else store.run(RunRef("id", parent_id))
-    return dataclasses.replace(
-        new,
-        project=new.project if project_given else parent.project,
-        config=lineage.inherit_config(parent.config, new.config, fork.inherit_config),
-        tags=lineage.inherit_tags(parent.tags, new.tags, fork.inherit_tags),
-        fork_run_id=parent_id,
-        fork_step=step,
-    )
+    return ForkRequest(parse_run_ref(fork_run_id), step, bool(inherit_config), bool(inherit_tags))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
 from .. import downsample
@@ -24,7 +24,15 @@ from ..entities import (
     SystemPoint,
     SystemSample,
 )
-from ..lineage import Node, Segment, segments
+from ..lineage import (
+    Node,
+    Segment,
+    check_fork_step,
+    inherit_config,
+    inherit_tags,
+    resolve_parent,
+    segments,
+)
 from ..naming import RunRef
 
 if TYPE_CHECKING:
@@ -62,8 +70,25 @@ class Attached(NamedTuple):
 
 
 @dataclass(frozen=True)
+class ForkRequest:
+    """A fork as the user asked for it: the run named and the step; the store resolves the parent that
+    owns the step (``runlane.lineage``) and what the fork inherits from it, in ``create_run``'s
+    transaction. ``keep_project``: the child keeps the project it was given instead of the parent's."""
+
+    ref: RunRef
+    step: int
+    inherit_config: bool = True
+    inherit_tags: bool = False
+    keep_project: bool = False
+
+
+@dataclass(frozen=True)
 class NewRun:
-    """What a new run starts with; ``uid`` is minted by the client so creation can be retried."""
+    """What a new run starts with; ``uid`` is minted by the client so creation can be retried.
+
+    A fork passes ``fork`` (the request); ``fork_run_id``/``fork_step`` are the resolved values, which
+    ``create_run`` fills in from it.
+    """
 
     uid: str
     project: str
@@ -76,6 +101,7 @@ class NewRun:
     parent_run_id: int | None = None
     fork_run_id: int | None = None
     fork_step: int | None = None
+    fork: ForkRequest | None = None
 
 
 class OpenWriter(NamedTuple):
@@ -213,6 +239,30 @@ class Store(ABC):
         nest in it, or a live process writes to it."""
 
     # -- derived reads: the same for every backend ----------------------------------------------
+
+    def resolve_fork(self, new: NewRun) -> NewRun:
+        """``new`` with its fork resolved: the parent is the ancestor that owns the fork step, the step is
+        checked against the range the chain holds, and config and tags are inherited from that parent.
+
+        Backends call it inside ``create_run``'s transaction, so the parent cannot change in between.
+        """
+        fork = new.fork
+        if fork is None:
+            return new
+        requested = self.run(fork.ref)
+        chain = self.ancestry(requested.id)
+        step = check_fork_step(chain, fork.step, requested.display_id)
+        parent_id = resolve_parent(chain, step)
+        parent = requested if parent_id == requested.id else self.run(RunRef("id", parent_id))
+        return replace(
+            new,
+            project=new.project if fork.keep_project else parent.project,
+            config=inherit_config(parent.config, new.config, fork.inherit_config),
+            tags=inherit_tags(parent.tags, new.tags, fork.inherit_tags),
+            fork_run_id=parent_id,
+            fork_step=step,
+            fork=None,
+        )
 
     def stitched_history(self, run_id: int, key: str, start: int | None = None, end: int | None = None) -> History:
         """The run's series continued back through its fork ancestors (see ``runlane.lineage``)."""

@@ -309,7 +309,7 @@ class SQLiteStore(Store):
     # -- writes ---------------------------------------------------------------------------------
 
     def create_run(self, new: NewRun, writer: WriterSpec) -> RunInfo:
-        project = normalize_project(new.project)
+        normalize_project(new.project)
         status = normalize_status(new.status)
         now = time.time()
         with self._transaction() as conn:
@@ -319,6 +319,8 @@ class SQLiteStore(Store):
             ).fetchone()
             if made is not None:  # a retry of this very call: the run exists already
                 return self.run(RunRef("id", int(made[0])))
+            new = self.resolve_fork(new)  # reads on this connection, inside this transaction
+            project = normalize_project(new.project)
             project_id = self._project(conn, project)
             conn.execute("UPDATE projects SET next_seq = next_seq + 1 WHERE id = ?", (project_id,))
             (seq,) = conn.execute("SELECT next_seq - 1 FROM projects WHERE id = ?", (project_id,)).fetchone()

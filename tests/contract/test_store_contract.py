@@ -24,7 +24,7 @@ from runlane.errors import (
 )
 from runlane.lineage import resolve_parent
 from runlane.naming import RunRef
-from runlane.store.base import NewRun, Store, WriterSpec
+from runlane.store.base import ForkRequest, NewRun, Store, WriterSpec
 
 T0 = 1_700_000_000.0
 
@@ -318,6 +318,26 @@ def test_fork_parents_resolve_to_the_ancestor_that_owns_the_step(store: Store) -
     assert [f.id for f in store.forks(b.run_id)] == [c.run_id]
     info = store.run(ref(c.run_id))
     assert (info.fork_run_id, info.fork_step) == (b.run_id, 150)
+
+
+def test_create_run_resolves_a_fork_request_to_the_owner_of_the_step(store: Store) -> None:
+    a, b, c = build_abc(store)
+    for uid, asked, expected_parent in (("d" * 32, 75, b.run_id), ("e" * 32, 30, a.run_id)):
+        made = store.create_run(
+            NewRun(uid=uid, project="elsewhere", config={"lr": 0.1}, fork=ForkRequest(ref(c.run_id), asked)),
+            spec(f"w-{uid}"),
+        )
+        assert (made.fork_run_id, made.fork_step, made.project) == (expected_parent, asked, "p")
+    kept = store.create_run(
+        NewRun(uid="f" * 32, project="elsewhere", fork=ForkRequest(ref(c.run_id), 75, keep_project=True)),
+        spec("w-kept"),
+    )
+    assert kept.project == "elsewhere"
+    with pytest.raises(ValueError, match="fork_step"):
+        store.create_run(NewRun(uid="g" * 32, project="p", fork=ForkRequest(ref(c.run_id), 999)), spec("w-g"))
+    assert store.resolve(RunRef("uid", "f" * 32)) == kept.id
+    with pytest.raises(RunNotFoundError):
+        store.resolve(RunRef("uid", "g" * 32))  # a refused fork creates nothing
 
 
 def reference_stitched(store: Store, chain_ids: list[int], fork_steps: list[int]) -> list[tuple[int, float, int]]:
