@@ -740,9 +740,6 @@ class SQLiteStore(Store):
     ) -> list[LogLine]:
         clauses: list[str] = ["run_id = ?"]
         params: list[Any] = [run_id]
-        if after is not None:
-            clauses.append("id > ?")
-            params.append(after)
         if streams is not None:
             clauses.append(f"stream IN ({','.join('?' * len(streams))})")
             params += streams
@@ -750,12 +747,19 @@ class SQLiteStore(Store):
             # LIKE ignores ASCII case; the pattern's own wildcards are escaped so the search is a substring.
             clauses.append("text LIKE ? ESCAPE '\\'")
             params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
-        rows = self.conn.execute(
-            f"SELECT time, stream, text, id FROM log_lines WHERE {' AND '.join(clauses)} ORDER BY id"
-            + (" LIMIT ?" if limit is not None else ""),
-            [*params, limit] if limit is not None else params,
-        ).fetchall()
+        rows = self._page("time, stream, text, id", "log_lines", clauses, params, after, limit)
         return list(map(LogLine._make, rows))
+
+    def _page(
+        self, columns: str, table: str, clauses: list[str], params: list[Any], after: int | None, limit: int | None
+    ) -> list[Any]:
+        """Rows of ``table`` matching ``clauses`` in id order, after the cursor ``after``, at most ``limit``."""
+        if after is not None:
+            clauses, params = [*clauses, "id > ?"], [*params, after]
+        sql = f"SELECT {columns} FROM {table} WHERE {' AND '.join(clauses)} ORDER BY id"
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", [*params, limit]
+        return self.conn.execute(sql, params).fetchall()
 
     def system_samples(
         self, run_id: int, key: str | None = None, *, after: int | None = None, limit: int | None = None
@@ -765,14 +769,7 @@ class SQLiteStore(Store):
         if key is not None:
             clauses.append("key = ?")
             params.append(key)
-        if after is not None:
-            clauses.append("id > ?")
-            params.append(after)
-        rows = self.conn.execute(
-            f"SELECT key, time, value, id FROM system_points WHERE {' AND '.join(clauses)} ORDER BY id"
-            + (" LIMIT ?" if limit is not None else ""),
-            [*params, limit] if limit is not None else params,
-        ).fetchall()
+        rows = self._page("key, time, value, id", "system_points", clauses, params, after, limit)
         # A REAL column stores NaN as NULL; give it back as NaN, never as None or 0.
         return [SystemSample(name, at, math.nan if value is None else value, i) for name, at, value, i in rows]
 
