@@ -65,7 +65,11 @@ def replay_journal(
                     result.complete = True
                     return result
                 try:
-                    store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
+                    if deadline is None:
+                        store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
+                    else:  # a busy store must not keep us past the deadline inside one call
+                        with store.patience(max(0.01, deadline - time.monotonic())):
+                            store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
                 except OffsetConflictError as exc:
                     # Another process (the writer's drain, another reader) is applying the same journal
                     # and committed a batch that does not line up with ours: go on from there.

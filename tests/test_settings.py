@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import runlane
 from runlane.config import Settings
+
+from .conftest import script_env
 
 
 def test_a_store_can_be_named_by_a_sqlite_url(tmp_path: Path) -> None:
@@ -56,3 +63,60 @@ def test_the_drain_runs_on_a_thread_when_asked(store_dir: Path, monkeypatch: pyt
     assert "runlane-drain" not in [t.name for t in threading.enumerate()]
     with runlane.Api(store_dir) as api:
         assert [p.value for p in api.history(run.id, "x")] == [1.0]
+
+
+def _status(store_dir: Path, run_id: int) -> str:
+    conn = sqlite3.connect(f"file:{store_dir / 'runlane.db'}?mode=ro", uri=True, timeout=60)
+    try:
+        (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return str(status)
+    finally:
+        conn.close()
+
+
+def test_finish_keeps_its_timeout_on_a_locked_store_and_nothing_is_lost(store_dir: Path) -> None:
+    # Another program holds the store's write lock far longer than finish() may wait (SQLite itself would
+    # wait 60 s): finish() returns after RUNLANE_FINISH_TIMEOUT saying where the rest is, and the drain
+    # stores everything, the ending included, once the lock is gone.
+    code = """
+        import sys, runlane
+        run = runlane.init(project="p", system_metrics_interval=None)
+        for step in range(200):
+            run.log({"x": float(step)})
+        print(run.id, flush=True)
+        sys.stdin.readline()  # the test holds the store's write lock from now on
+        run.finish()
+        print("returned", flush=True)
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=script_env(store_dir, RUNLANE_FINISH_TIMEOUT="1"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    run_id = int(proc.stdout.readline())
+    blocker = sqlite3.connect(store_dir / "runlane.db", isolation_level=None, timeout=60)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        out, err = proc.communicate(timeout=50)  # well before SQLite's own 60 s wait would have ended
+        assert proc.returncode == 0, err
+        assert out.strip() == "returned"
+        assert "did not take everything within 1 s" in err
+        assert ".rlj" in err  # where the rest is
+        assert _status(store_dir, run_id) == "running"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    deadline = time.monotonic() + 30
+    while _status(store_dir, run_id) == "running":
+        assert time.monotonic() < deadline, "the drain did not store the rest once the lock was gone"
+        time.sleep(0.05)
+    with runlane.Api(store_dir) as api:
+        assert api.run(run_id).status == "finished"
+        assert [p.value for p in api.history(run_id, "x")] == [float(s) for s in range(200)]

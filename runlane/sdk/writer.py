@@ -255,6 +255,9 @@ class StoreWriter:
                 if any(w.id == writer_id for w in self._store.open_writers()):
                     raise
                 return True
+            except StoreUnavailableError:  # busy until the deadline: the caller says what is left and where
+                self._pending = True
+                return False
             if replay.damaged:
                 kept = f"{replay.note}; the records after it are not in the store"
                 self._store.close_writer(writer_id, status=None if ending is None else FAILED, reason=kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
 
@@ -237,6 +238,12 @@ class Store(ABC):
     def delete_run(self, ref: RunRef) -> None:
         """Delete a run and everything logged to it; ``DeletionRefusedError`` while other runs fork from or
         nest in it, or a live process writes to it."""
+
+    def patience(self, seconds: float) -> AbstractContextManager[None]:
+        """Within this block, give up on a busy store (locked, a server not answering) after about
+        ``seconds`` with ``StoreUnavailableError`` instead of the backend's usual wait, so a caller with a
+        deadline (``finish(timeout=)``) keeps it. Backends that never wait long need not override it."""
+        return nullcontext()
 
     # -- derived reads: the same for every backend ----------------------------------------------
 

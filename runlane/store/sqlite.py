@@ -252,6 +252,15 @@ class SQLiteStore(Store):
                 raise StoreUnavailableError(f"could not write to the store {self.path}: {exc}") from exc
             raise
 
+    @contextmanager
+    def patience(self, seconds: float) -> Iterator[None]:
+        conn = self.conn
+        conn.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
