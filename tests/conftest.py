@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -91,3 +92,14 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content)
+
+
+def stored_status(store: Path, run_id: int) -> str:
+    """A run's status read from the database file itself, read-only: ``runlane.Api`` would run recovery
+    on open, which is what some tests must show happens without it."""
+    conn = sqlite3.connect(f"file:{store / 'runlane.db'}?mode=ro", uri=True, timeout=60)
+    try:
+        (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return str(status)
+    finally:
+        conn.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from runlane.recovery import replay_journal
 from runlane.store.base import NewRun, WriterSpec
 from runlane.store.sqlite import SQLiteStore
 
-from .conftest import run_script, script_env, start_script
+from .conftest import run_script, script_env, start_script, stored_status
 
 
 class LosesAcknowledgements(SQLiteStore):
@@ -108,16 +107,6 @@ def test_a_batch_for_another_writers_run_is_refused(tmp_path: Path) -> None:
     store.close()
 
 
-def _status(store_dir: Path, run_id: int) -> str:
-    # Read the file directly: runlane.Api would itself recover the run, which is not what is tested.
-    conn = sqlite3.connect(f"file:{store_dir / 'runlane.db'}?mode=ro", uri=True)
-    try:
-        (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return str(status)
-    finally:
-        conn.close()
-
-
 def test_a_killed_training_process_is_drained_and_failed_without_any_reader(store_dir: Path) -> None:
     code = """
         import runlane, sys
@@ -133,10 +122,10 @@ def test_a_killed_training_process_is_drained_and_failed_without_any_reader(stor
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     deadline = time.monotonic() + 30
-    while _status(store_dir, run_id) == "running":
+    while stored_status(store_dir, run_id) == "running":
         assert time.monotonic() < deadline, "the drain did not fail the run"
         time.sleep(0.05)
-    assert _status(store_dir, run_id) == "failed"
+    assert stored_status(store_dir, run_id) == "failed"
     assert list((store_dir / "journals").iterdir()) == []
     with runlane.Api(store_dir) as api:
         assert [p.step for p in api.history(run_id, "loss")] == list(range(5000))

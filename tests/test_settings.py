@@ -15,7 +15,7 @@ import pytest
 import runlane
 from runlane.config import Settings
 
-from .conftest import script_env
+from .conftest import script_env, stored_status
 
 
 def test_a_store_can_be_named_by_a_sqlite_url(tmp_path: Path) -> None:
@@ -65,15 +65,6 @@ def test_the_drain_runs_on_a_thread_when_asked(store_dir: Path, monkeypatch: pyt
         assert [p.value for p in api.history(run.id, "x")] == [1.0]
 
 
-def _status(store_dir: Path, run_id: int) -> str:
-    conn = sqlite3.connect(f"file:{store_dir / 'runlane.db'}?mode=ro", uri=True, timeout=60)
-    try:
-        (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return str(status)
-    finally:
-        conn.close()
-
-
 def test_finish_keeps_its_timeout_on_a_locked_store_and_nothing_is_lost(store_dir: Path) -> None:
     # Another program holds the store's write lock far longer than finish() may wait (SQLite itself would
     # wait 60 s): finish() returns after RUNLANE_FINISH_TIMEOUT saying where the rest is, and the drain
@@ -109,12 +100,12 @@ def test_finish_keeps_its_timeout_on_a_locked_store_and_nothing_is_lost(store_di
         assert out.strip() == "returned"
         assert "did not take everything within 1 s" in err
         assert ".rlj" in err  # where the rest is
-        assert _status(store_dir, run_id) == "running"
+        assert stored_status(store_dir, run_id) == "running"
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
     deadline = time.monotonic() + 30
-    while _status(store_dir, run_id) == "running":
+    while stored_status(store_dir, run_id) == "running":
         assert time.monotonic() < deadline, "the drain did not store the rest once the lock was gone"
         time.sleep(0.05)
     with runlane.Api(store_dir) as api:

@@ -45,7 +45,7 @@ from ..logs import log
 from ..recovery import recover, replay_journal
 from ..statuses import FAILED
 from ..store import open_store
-from ..store.base import Store, WriterSpec
+from ..store.base import OpenWriter, Store, WriterSpec
 
 T = TypeVar("T")
 
@@ -217,6 +217,10 @@ class StoreWriter:
         with self._lock:
             return fn(self._store)
 
+    def _open_writer(self, writer_id: str) -> OpenWriter | None:
+        """The store's record of a writer not closed yet; None once its END record (or recovery) closed it."""
+        return next((w for w in self._store.open_writers() if w.id == writer_id), None)
+
     def catch_up(self, writer_id: str, journal: Path, deadline: float) -> None:
         """Apply what the store does not hold yet of a journal, up to the current end of the file, on the
         caller's thread (no END record yet: a run being ended settles its status after this).
@@ -225,7 +229,7 @@ class StoreWriter:
         (``time.monotonic()``) or a damaged journal is left for ``complete`` to report.
         """
         with self._lock:
-            writer = next((w for w in self._store.open_writers() if w.id == writer_id), None)
+            writer = self._open_writer(writer_id)
             if writer is None:
                 return
             try:
@@ -240,11 +244,11 @@ class StoreWriter:
         passed first (the drain goes on). A journal that cannot be read to its end is kept: the writer is
         closed with a reason saying where the damage and the file are, a run being ended (``ending`` is
         its status) fails with that reason since what came after the damage is not in the store, and
-        ``RuntimeError`` says the same to the caller.
+        ``JournalDamagedError`` says the same to the caller.
         """
         deadline = time.monotonic() + timeout
         with self._lock:
-            writer = next((w for w in self._store.open_writers() if w.id == writer_id), None)
+            writer = self._open_writer(writer_id)
             if writer is None:  # the drain applied the END record already
                 journal.unlink(missing_ok=True)
                 return True
@@ -252,7 +256,7 @@ class StoreWriter:
                 replay = replay_journal(self._store, writer, journal, deadline=deadline)
             except FileNotFoundError:
                 # The drain applied the END record and deleted the journal while we were on our way.
-                if any(w.id == writer_id for w in self._store.open_writers()):
+                if self._open_writer(writer_id) is not None:
                     raise
                 return True
             except StoreUnavailableError:  # busy until the deadline: the caller says what is left and where
