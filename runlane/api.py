@@ -30,6 +30,7 @@ from .recovery import recover
 from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
 from .store.base import METRIC_DETAILS, MetricDetail, Store
+from .store.runs_query import RunsPage, RunsQuery
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -101,6 +102,33 @@ class Api:
         statuses = [status] if isinstance(status, str) else list(status) if status is not None else None
         tag_list = [tags] if isinstance(tags, str) else list(tags) if tags is not None else None
         return self._store.runs(project=project, statuses=statuses, tags=tag_list, metrics=metrics)
+
+    def runs_page(
+        self,
+        project: str | None = None,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        status: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunsPage:
+        """One page of runs for a table: sorted by a column, ``config.<field>``, ``summary.<field>`` or
+        ``best`` (the primary metric's best), filtered by status and tags, searched over display id, name,
+        alias and notes. Pass ``page.next_cursor`` as ``cursor`` (with the same arguments) for the next."""
+        query = RunsQuery(
+            project=normalize_project(project) if project is not None else None,
+            sort=sort,
+            descending=descending,
+            statuses=tuple(_strings(status, "status") or ()),
+            tags=tuple(_strings(tags, "tags") or ()),
+            search=search or None,
+            limit=limit,
+            cursor=cursor,
+        ).check()
+        return self._store.runs_page(query)
 
     def run(self, ref: int | str) -> RunInfo:
         """One run by numeric id, display id (``"MMP-42"``) or uid."""

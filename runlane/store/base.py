@@ -35,6 +35,7 @@ from ..lineage import (
     segments,
 )
 from ..naming import RunRef
+from .runs_query import RunsPage, RunsQuery, reference_page
 
 if TYPE_CHECKING:
     import numpy as np
@@ -207,6 +208,16 @@ class Store(ABC):
 
         ``metrics="primary"`` fills ``RunInfo.metrics`` with the primary metric's aggregates only.
         """
+
+    def runs_page(self, query: RunsQuery) -> RunsPage:
+        """One page of runs (see ``runlane.store.runs_query`` for sort keys, filters and the cursor).
+
+        This reference implementation reads every matching run; backends override it with an indexed
+        query that returns the same pages.
+        """
+        query.check()
+        candidates = self.runs(query.project, list(query.statuses) or None, list(query.tags) or None, metrics="primary")
+        return reference_page(candidates, query)
 
     @abstractmethod
     def run(self, ref: RunRef) -> RunInfo:

@@ -25,6 +25,7 @@ from runlane.errors import (
 from runlane.lineage import resolve_parent
 from runlane.naming import RunRef
 from runlane.store.base import ForkRequest, NewRun, Store, WriterSpec
+from runlane.store.runs_query import RunsPage, RunsQuery
 
 T0 = 1_700_000_000.0
 
@@ -553,3 +554,65 @@ def test_heartbeats_show_in_open_writers_and_abandoned_runs_fail(store: Store) -
     info = store.run(ref(dead.run_id))
     assert (info.status, info.status_reason, info.ended_at) == ("failed", "process vanished", T0 + 600)
     assert store.run(ref(alive.run_id)).status == "running"
+
+
+# -- the runs page -----------------------------------------------------------------------------
+
+
+def test_runs_page_sorts_by_config_and_summary_fields_with_missing_values_last(store: Store) -> None:
+    lrs = [0.1, 0.3, None, 0.2]
+    made = []
+    for i, lr in enumerate(lrs):
+        run = new_run(store, f"{i:032x}", config={} if lr is None else {"opt": {"lr": lr}}, name=f"run {i}")
+        if lr is not None:
+            run.append(journal.Summary.new(T0, {"acc": 1 - lr}))
+            assert run.offer()
+        made.append(run.run_id)
+
+    def ids(page: RunsPage) -> list[int]:
+        return [r.id for r in page.runs]
+
+    ascending = store.runs_page(RunsQuery(project="p", sort="config.opt.lr", descending=False))
+    assert ids(ascending) == [made[0], made[3], made[1], made[2]]
+    descending = store.runs_page(RunsQuery(project="p", sort="summary.acc"))
+    assert ids(descending) == [made[0], made[3], made[1], made[2]]
+    assert descending.total == 4
+
+
+def test_runs_page_cursor_visits_every_matching_run_once(store: Store) -> None:
+    made = [new_run(store, f"{i:032x}", tags=("even",) if i % 2 == 0 else ()).run_id for i in range(7)]
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = store.runs_page(RunsQuery(project="p", tags=("even",), limit=3, cursor=cursor))
+        seen.extend(r.id for r in page.runs)
+        assert page.total == 4
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == [made[6], made[4], made[2], made[0]]
+
+
+def test_runs_page_searches_display_id_name_alias_and_notes_ignoring_case(store: Store) -> None:
+    a = new_run(store, "a" * 32, name="ResNet baseline")
+    b = new_run(store, "b" * 32, alias="best-resnet")
+    new_run(store, "c" * 32, notes="a transformer")
+    page = store.runs_page(RunsQuery(project="p", search="RESNET"))
+    assert {r.id for r in page.runs} == {a.run_id, b.run_id}
+    display = store.run(ref(b.run_id)).display_id
+    assert [r.id for r in store.runs_page(RunsQuery(search=display)).runs] == [b.run_id]
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        (RunsQuery(sort="colour"), "sort='colour'"),
+        (RunsQuery(sort="config."), "sort='config.'"),
+        (RunsQuery(statuses=("done",)), "status 'done'"),
+        (RunsQuery(limit=0), "limit"),
+        (RunsQuery(cursor="not a cursor"), "cursor"),
+    ],
+)
+def test_runs_page_refuses_bad_queries_naming_the_argument(store: Store, query: RunsQuery, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(".", r"\.")):
+        store.runs_page(query)
