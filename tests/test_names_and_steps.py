@@ -176,3 +176,31 @@ def test_a_fork_at_a_negative_step_stitches_the_parent_up_to_it(store_dir: Path)
     assert stitched[0].step == -10
     with pytest.raises(ValueError, match="choose a step from -10 to -1"):
         runlane.init(project="steps", fork_run_id=parent.id, fork_step=-11, dir=store_dir)
+
+
+# -- images from files ---------------------------------------------------------------------------------
+
+
+def test_log_image_takes_an_image_file_as_bytes_or_a_path(store_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "sample.jpg"
+    Image.new("RGB", (6, 4), (200, 10, 10)).save(picture, format="JPEG")
+    png = tmp_path / "sample.png"
+    Image.new("LA", (3, 5), (90, 255)).save(png, format="PNG")
+    with runlane.init(project="files", dir=store_dir) as run:
+        run.log_image("jpeg", str(picture), caption="from a path")
+        run.log_image("png", png.read_bytes(), step=3)
+        run.log_image("pathlike", png)
+        with pytest.raises(ValueError, match="not an image file"):
+            run.log_image("bad", b"not an image")
+        with pytest.raises(FileNotFoundError, match="no image file at"):
+            run.log_image("bad", str(tmp_path / "missing.png"))
+    api = runlane.Api(dir=store_dir)
+    stored = {image.key: image for image in api.images(run.id)}
+    assert sorted(stored) == ["jpeg", "pathlike", "png"]
+    assert (stored["jpeg"].width, stored["jpeg"].height, stored["jpeg"].caption) == (6, 4, "from a path")
+    assert (stored["png"].step, stored["png"].width, stored["png"].height) == (3, 3, 5)
+    assert api.open_image(stored["png"]).mode == "LA"
+    red = api.open_image(stored["jpeg"]).convert("RGB").getpixel((2, 2))
+    assert isinstance(red, tuple) and red[0] > 150
