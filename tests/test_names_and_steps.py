@@ -203,4 +203,5 @@ def test_log_image_takes_an_image_file_as_bytes_or_a_path(store_dir: Path, tmp_p
     assert (stored["png"].step, stored["png"].width, stored["png"].height) == (3, 3, 5)
     assert api.open_image(stored["png"]).mode == "LA"
     red = api.open_image(stored["jpeg"]).convert("RGB").getpixel((2, 2))
-    assert isinstance(red, tuple) and red[0] > 150
+    assert isinstance(red, tuple)
+    assert red[0] > 150
