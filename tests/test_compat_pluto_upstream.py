@@ -25,6 +25,14 @@ def _run(code: str, store: Path, **env: str) -> str:
     return result.stdout
 
 
+def test_the_readme_quickstart(store_dir: Path) -> None:
+    _run(IMPORT + 'pluto.init(project="hello-world")\npluto.log({"e": 2.718})\npluto.finish()\n', store_dir)
+    api = runlane.Api(store_dir)
+    [run] = api.runs(project="hello-world")
+    assert run.status == "finished"
+    assert [(p.step, p.value) for p in api.history(run.id, "e")] == [(1, 2.718)]
+
+
 def test_a_single_tag_string_is_one_tag(store_dir: Path) -> None:
     run = pluto.init(dir=store_dir, project="tags", name="t", tags="experiment")
     assert run.tags == ["experiment"]

@@ -170,3 +170,34 @@ def test_get_active_run_is_the_latest_run_started(store_dir: Path) -> None:
     rn.set_enabled(False)
     rn.init(path="active")
     assert rn.get_active_run() is None
+
+
+def test_the_logging_docs_example_with_console_capture(store_dir: Path) -> None:
+    code = """
+import logging
+import runlane.compat.runicorn as runicorn
+
+run = runicorn.init(path="training/bert", capture_console=True)
+logger = logging.getLogger(__name__)
+logger.setLevel(logging.DEBUG)
+logger.addHandler(run.get_logging_handler(level=logging.DEBUG))
+logger.info("Model initialized")
+logger.debug("Batch size: 32")
+logger.warning("GPU memory low")
+handler = run.get_logging_handler(level=logging.INFO, fmt="[%(levelname)s] %(message)s")
+logger.addHandler(handler)
+logger.info("Custom format")
+print(run.id)
+run.finish()
+"""
+    result = run_script(code, store_dir)
+    assert result.returncode == 0, result.stderr
+    uid = result.stdout.strip().splitlines()[-1]
+    lines = [line for line in _lines(store_dir, uid) if " | " in line or line.startswith("[")]
+    assert [line.split(" | ", 1)[1] for line in lines if " | " in line] == [
+        "INFO | __main__ | Model initialized",
+        "DEBUG | __main__ | Batch size: 32",
+        "WARNING | __main__ | GPU memory low",
+        "INFO | __main__ | Custom format",
+    ]
+    assert "[INFO] Custom format" in lines
