@@ -127,6 +127,20 @@ def test_negative_steps_are_stored_and_read_back_in_step_order(store_dir: Path) 
     buckets = api.history(run.id, "loss", buckets=2)
     assert sum(b.count for b in buckets) == 5
     assert buckets[0].start == -10
+    summary = api.run(run.id).metrics["loss"]
+    assert (summary.first_step, summary.last_step, summary.min_step, summary.last_value) == (-10, 5, -10, 5.0)
+
+
+def test_negative_steps_across_many_chunks_stay_in_order(store_dir: Path) -> None:
+    with runlane.init(project="steps", dir=store_dir) as run:
+        for i in range(3000):
+            run.log({"x": float(i)}, step=-5000 + 3 * i)
+    api = runlane.Api(dir=store_dir)
+    points = api.history(run.id, "x")
+    assert [p.step for p in points] == list(range(-5000, 4000, 3))
+    assert [p.step for p in api.history(run.id, "x", start=-10, end=10)] == [-8, -5, -2, 1, 4, 7, 10]
+    first = api.history(run.id, "x", buckets=4)[0]
+    assert (first.start, first.count) == (-5000, 750)
 
 
 def test_the_whole_int64_range_is_stored_and_downsampled(store_dir: Path) -> None:
