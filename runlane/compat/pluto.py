@@ -45,10 +45,13 @@ Where runlane differs, and why:
   locally for a later ``runlane sync``), other keys have nothing to configure here.
 - A resumed run continues after its highest logged step and a fork at ``fork_step + 1`` (upstream
   restarts at 1 in both cases, which overwrites or leaves a gap; SPEC section 3).
-- ``log`` stores numbers and images; other values (strings, ``dict`` leaves are flattened, Pluto's
-  Audio, Video, Histogram, Table) raise ``TypeError`` naming the key and nothing of the call is
-  recorded, where upstream drops the item with a warning: runlane never loses data silently.
-  ``timestamp=`` is not taken (runlane stamps each record when it is logged).
+- ``log`` stores numbers and images; other values (strings, which upstream keeps as a string series,
+  and Pluto's Audio, Video, Text, Histogram, Table, Graph, which this module does not offer) raise
+  ``TypeError`` naming the key and nothing of the call is recorded, where upstream drops the item with
+  a warning: runlane never loses data silently. Nested dicts are flattened with ``/`` (runlane's rule;
+  upstream drops them). ``timestamp=`` is not taken (runlane stamps each record when it is logged).
+- ``watch``, ``alert``, ``sweep``/``agent``, ``login`` and ``query`` have no counterpart: they talk to a
+  Pluto server.
 - ``pluto.log`` with no open run raises ``RuntimeError`` saying to call ``pluto.init()`` (upstream's
   ``pluto.log`` is ``None`` then, a ``TypeError``), and after that run finishes it fails the same way
   rather than writing into a finished run.
