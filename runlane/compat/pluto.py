@@ -52,6 +52,9 @@ Where runlane differs, and why:
   upstream drops them). ``timestamp=`` is not taken (runlane stamps each record when it is logged).
 - ``watch``, ``alert``, ``sweep``/``agent``, ``login`` and ``query`` have no counterpart: they talk to a
   Pluto server.
+- ``config`` must be plain data with string keys: upstream converts OmegaConf configs and turns other
+  keys and values into strings, runlane refuses what it cannot store exactly (pass
+  ``OmegaConf.to_container(cfg, resolve=True)``); this module may import only the standard library.
 - ``pluto.log`` with no open run raises ``RuntimeError`` saying to call ``pluto.init()`` (upstream's
   ``pluto.log`` is ``None`` then, a ``TypeError``), and after that run finishes it fails the same way
   rather than writing into a finished run.
