@@ -127,6 +127,20 @@ def test_negative_steps_are_stored_and_read_back_in_step_order(store_dir: Path) 
     buckets = api.history(run.id, "loss", buckets=2)
     assert sum(b.count for b in buckets) == 5
     assert buckets[0].start == -10
+    summary = api.run(run.id).metrics["loss"]
+    assert (summary.first_step, summary.last_step, summary.min_step, summary.last_value) == (-10, 5, -10, 5.0)
+
+
+def test_negative_steps_across_many_chunks_stay_in_order(store_dir: Path) -> None:
+    with runlane.init(project="steps", dir=store_dir) as run:
+        for i in range(3000):
+            run.log({"x": float(i)}, step=-5000 + 3 * i)
+    api = runlane.Api(dir=store_dir)
+    points = api.history(run.id, "x")
+    assert [p.step for p in points] == list(range(-5000, 4000, 3))
+    assert [p.step for p in api.history(run.id, "x", start=-10, end=10)] == [-8, -5, -2, 1, 4, 7, 10]
+    first = api.history(run.id, "x", buckets=4)[0]
+    assert (first.start, first.count) == (-5000, 750)
 
 
 def test_the_whole_int64_range_is_stored_and_downsampled(store_dir: Path) -> None:
@@ -176,3 +190,32 @@ def test_a_fork_at_a_negative_step_stitches_the_parent_up_to_it(store_dir: Path)
     assert stitched[0].step == -10
     with pytest.raises(ValueError, match="choose a step from -10 to -1"):
         runlane.init(project="steps", fork_run_id=parent.id, fork_step=-11, dir=store_dir)
+
+
+# -- images from files ---------------------------------------------------------------------------------
+
+
+def test_log_image_takes_an_image_file_as_bytes_or_a_path(store_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    picture = tmp_path / "sample.jpg"
+    Image.new("RGB", (6, 4), (200, 10, 10)).save(picture, format="JPEG")
+    png = tmp_path / "sample.png"
+    Image.new("LA", (3, 5), (90, 255)).save(png, format="PNG")
+    with runlane.init(project="files", dir=store_dir) as run:
+        run.log_image("jpeg", str(picture), caption="from a path")
+        run.log_image("png", png.read_bytes(), step=3)
+        run.log_image("pathlike", png)
+        with pytest.raises(ValueError, match="not an image file"):
+            run.log_image("bad", b"not an image")
+        with pytest.raises(FileNotFoundError, match="no image file at"):
+            run.log_image("bad", str(tmp_path / "missing.png"))
+    api = runlane.Api(dir=store_dir)
+    stored = {image.key: image for image in api.images(run.id)}
+    assert sorted(stored) == ["jpeg", "pathlike", "png"]
+    assert (stored["jpeg"].width, stored["jpeg"].height, stored["jpeg"].caption) == (6, 4, "from a path")
+    assert (stored["png"].step, stored["png"].width, stored["png"].height) == (3, 3, 5)
+    assert api.open_image(stored["png"]).mode == "LA"
+    red = api.open_image(stored["jpeg"]).convert("RGB").getpixel((2, 2))
+    assert isinstance(red, tuple)
+    assert red[0] > 150

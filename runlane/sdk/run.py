@@ -274,7 +274,8 @@ class Run:
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
-        1, 3, 4, or a torch tensor (C, H, W); uint8, or floats in [0, 1] (scaled by 255 and rounded).
+        1, 3, 4, or a torch tensor (C, H, W), holding uint8 or floats in [0, 1] (scaled by 255 and rounded);
+        or an image file (PNG, JPEG, ...) as its bytes or its path.
 
         Without ``step`` the image goes with the latest ``log()`` call's step (0 before any), so an image
         logged after a training step lines up with that step's metrics. Stored as a PNG file in the store.
