@@ -44,9 +44,11 @@ def _project(path: str | None) -> str:
     if not isinstance(path, str):
         raise ValueError(f"path must be a string like 'cv/resnet50/baseline', got {type(path).__name__}")
     normalized = path.replace("\\", "/")
-    if normalized.strip() == "/":
+    if normalized.strip() in ("/", ""):
         return ROOT_PROJECT
-    return normalized  # runlane validates it: bad characters and traversal are refused
+    # Runicorn strips both outer slashes (runlane keeps a leading one, for MLflow's names); runlane
+    # validates the rest: control characters, empty segments and traversal are refused.
+    return normalized.strip("/")
 
 
 class Run:
