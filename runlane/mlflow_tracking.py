@@ -27,7 +27,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import journal
 from . import mlflow_search as search
@@ -54,6 +54,9 @@ from .mlflow_entities import (
 from .naming import RunRef, normalize_project
 from .statuses import normalize_status
 from .store.base import NewRun, Store, WriterSpec
+
+if TYPE_CHECKING:
+    from .api import Api
 
 DEFAULT_EXPERIMENT_NAME = "Default"
 DEFAULT_EXPERIMENT_ID = "0"
@@ -169,6 +172,11 @@ class Tracking:
         self.store = store
         self.artifact_root = artifact_root.rstrip("/")
         self._offsets: dict[str, int] = {}  # writer id -> its next offset, as far as this object knows
+
+    @classmethod
+    def over(cls, api: Api, artifact_root: str) -> Tracking:
+        """MLflow's view of the store an ``Api`` has open (the compat module's way in)."""
+        return cls(api._store, artifact_root)
 
     # -- experiments ----------------------------------------------------------------------------
 

@@ -48,8 +48,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import runlane
-
-from ..mlflow_entities import (
+from runlane.mlflow_entities import (
     RESOURCE_DOES_NOT_EXIST,
     Experiment,
     LifecycleStage,
@@ -63,7 +62,7 @@ from ..mlflow_entities import (
     RunTag,
     ViewType,
 )
-from ..mlflow_tracking import (
+from runlane.mlflow_tracking import (
     DEFAULT_EXPERIMENT_ID,
     NOTE_TAG,
     PARENT_TAG,
@@ -193,7 +192,7 @@ def _api() -> runlane.Api:
 @contextmanager
 def _tracking() -> Iterator[Tracking]:
     with _api() as api:
-        yield Tracking(api._store, get_tracking_uri() + "/artifacts")
+        yield Tracking.over(api, get_tracking_uri() + "/artifacts")
 
 
 def _flush_if_active(run_id: str) -> None:
@@ -706,7 +705,7 @@ class MlflowClient:
                 yield tracking
             return
         with runlane.Api(self._dir, create=True) as api:
-            yield Tracking(api._store, "file://" + os.path.abspath(self._dir) + "/artifacts")
+            yield Tracking.over(api, "file://" + os.path.abspath(self._dir) + "/artifacts")
 
     # experiments
     def create_experiment(
