@@ -356,6 +356,15 @@ class Run:
         except Exception as exc:
             _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
 
+    def flush(self, *, timeout: float | None = None) -> None:
+        """Apply everything this process has logged to the run so far to the store, so that a read made
+        next (``runlane.Api``, ``mlflow.get_run``) sees it. Waits at most ``timeout`` seconds (default as
+        ``finish``); on a busy store it applies what it can and returns. Does nothing once the run ended."""
+        if self._ended or os.getpid() != self._owner_pid:
+            return
+        timeout = self._finish_timeout_s if timeout is None else timeout
+        self._writer.catch_up(self._writer_id, self._journal.path, time.monotonic() + timeout)
+
     # -- ending ---------------------------------------------------------------------------------
 
     def finish(self, status: str | None = None, *, timeout: float | None = None) -> None:

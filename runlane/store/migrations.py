@@ -192,6 +192,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX system_points_by_run_id ON system_points(run_id, id);
         """,
     ),
+    Migration(
+        "0005_project_meta",
+        # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
+        # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
+        # so the core table stays what every backend shares; a project's rows go with it.
+        """
+        CREATE TABLE project_meta (
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (project_id, key)
+        )
+        """,
+    ),
 )
 
 
