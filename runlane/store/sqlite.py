@@ -16,9 +16,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-import random
 import sqlite3
-import string
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -315,7 +313,9 @@ class SQLiteStore(Store):
         candidates = [wanted_key] if wanted_key is not None else project_key_candidates(name)
         key = next((c for c in candidates if c not in taken), None)
         while key is None or key in taken:  # every derived key is taken: fall back to random letters
-            key = "".join(random.choices(string.ascii_uppercase, k=4))
+            import random  # only here: most processes never need it
+
+            key = "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=4))
         cursor = conn.execute("INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time()))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
