@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 from . import journal
 from .config import Tunables
+from .diagnostics import log
 from .errors import OffsetConflictError, StoreUnavailableError
 from .journal import JournalCorruptError, JournalReader, record_time
 from .liveness import writer_is_alive
-from .logs import log
 from .spool import Spool, journal_path
 from .store.base import OpenWriter, Store
 

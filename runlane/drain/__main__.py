@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from ..config import Tunables, store_location
+from ..diagnostics import log
 from ..liveness import is_alive
-from ..logs import log
 from ..recovery import recover
 from ..spool import Spool
 from ..store import open_store

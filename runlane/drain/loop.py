@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 from .. import journal
 from ..config import Tunables
+from ..diagnostics import log
 from ..errors import OffsetConflictError, StoreUnavailableError
 from ..journal import JournalCorruptError, JournalReader
-from ..logs import log
 from ..spool import journal_path
 from ..store.base import OpenWriter, Store
 
