@@ -15,8 +15,9 @@ from runlane.config import Settings, Tunables
 from runlane.naming import RunRef
 from runlane.recovery import close_dead_writers, deliver_leftovers
 from runlane.spool import TARGET, Spool, SpoolMismatchError, read_target
-from runlane.store import open_store
+from runlane.store import SCHEMES, open_store
 from runlane.store.base import NewRun, WriterSpec
+from runlane.store.sqlite import SQLiteStore
 
 from .conftest import run_script, script_env, start_script, stored_status
 
@@ -187,3 +188,33 @@ def test_the_store_side_fails_a_run_whose_remote_writer_went_quiet_past_the_time
         run = store.run(RunRef("id", run_id))
         assert run.status == "failed"
         assert run.status_reason == "process 4242 on another-host exited without finishing the run"
+
+
+def test_a_run_on_a_store_named_by_a_url_needs_only_its_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a remote store will be: a URL whose scheme open_store resolves. Here it opens a SQLite store the
+    # SDK knows nothing of, so everything must go through the Store interface: journals in the spool under
+    # the cache directory, blobs by put_blob, the end by ingest.
+    behind = tmp_path / "behind-the-url"
+
+    def opener(url: str, *, create: bool, allow_read_only: bool) -> SQLiteStore:
+        assert url == "http://tracking.example:8080"
+        return SQLiteStore(behind, create=create, allow_read_only=allow_read_only)
+
+    monkeypatch.setitem(SCHEMES, "http", opener)
+    monkeypatch.setenv("RUNLANE_DRAIN", "thread")  # a drain process would not have this test's scheme
+    run = runlane.init(project="p", dir="http://tracking.example:8080/", capture_env=True, system_metrics_interval=None)
+    assert run.dir is None
+    assert run.store == "http://tracking.example:8080"
+    spool = Settings.resolve(run.store).spool
+    assert spool.parent == tmp_path / "cache" / "runlane" / "spool"
+    assert read_target(spool) == run.store
+    assert [p.parent for p in spool.glob("*.rlj")] == [spool]
+    for step in range(100):
+        run.log({"x": float(step)})
+    run.finish()
+    assert list(spool.glob("*.rlj")) == []
+    assert not (behind / "journals").exists()
+    with runlane.Api("http://tracking.example:8080") as api:
+        assert api.run(run.id).status == "finished"
+        assert [p.value for p in api.history(run.id, "x")] == [float(s) for s in range(100)]
+        assert "python" in api.environment(run.id)
