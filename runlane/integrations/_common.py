@@ -14,8 +14,10 @@ import logging
 import math
 import os
 import sys
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
+
+import runlane
 
 _log = logging.getLogger("runlane")
 
@@ -137,3 +139,75 @@ def _is_number(value: Any) -> bool:
         return math.prod(size) == 1 if isinstance(size, tuple) else int(size) == 1
     except (TypeError, ValueError):
         return False
+
+
+class RunHandle:
+    """The run an integration records into: the user's own (``run=``), or one it starts on first use with
+    ``runlane.init`` (a new run, a resumed ``run_id``, or a fork) and ends when the training ends. A write
+    after that end (an evaluation after training) reopens the same run."""
+
+    def __init__(
+        self,
+        *,
+        project: str | None,
+        name: str | None,
+        tags: Iterable[str] | None,
+        config: Mapping[str, Any] | None,
+        run_id: int | str | None,
+        fork_run_id: int | str | None,
+        fork_step: int | None,
+        run: runlane.Run | runlane.NoOpRun | None,
+        dir: str | os.PathLike[str] | None,
+        init_options: Mapping[str, Any],
+    ) -> None:
+        if run is not None and (run_id is not None or fork_run_id is not None or fork_step is not None):
+            raise ValueError("pass run= (a run you started) or run_id=/fork_run_id= (a stored run), not both")
+        if run_id is not None and (fork_run_id is not None or fork_step is not None):
+            raise ValueError("pass run_id= to resume a run or fork_run_id= with fork_step= to fork one, not both")
+        if isinstance(tags, str):
+            raise TypeError(f"tags must be a list of strings, got one string {tags!r}; use tags=[{tags!r}]")
+        self.project = project
+        self.dir = dir
+        self._config = config_value(config) if config is not None else {}
+        self._init_args: dict[str, Any] = {
+            "project": project,
+            "name": name,
+            "tags": list(tags) if tags is not None else None,
+            "dir": dir,
+            **init_options,
+        }
+        if run_id is not None:
+            self._init_args.update(run_id=run_id, resume=True)
+        elif fork_run_id is not None or fork_step is not None:
+            self._init_args.update(fork_run_id=fork_run_id, fork_step=fork_step)
+        self.run = run
+        self.owned = run is None  # a run the user started is the user's to finish
+        self.ended = False
+
+    @property
+    def resume_ref(self) -> int | str | None:
+        """The stored run this handle was told to resume, if any."""
+        ref: int | str | None = self._init_args.get("run_id")
+        return ref
+
+    def get(self, config: Mapping[str, Any] | None = None, name: str | None = None) -> runlane.Run | runlane.NoOpRun:
+        """The run, started (with the framework's ``config`` under the user's) or reopened as needed."""
+        if self.run is None:
+            merged = {**(config or {}), **self._config}  # what the user passed wins over what the framework says
+            args = {**self._init_args, "config": merged}
+            if args["name"] is None:
+                args["name"] = name
+            self.run = runlane.init(**args)
+        elif self.ended:
+            self.run = runlane.init(run_id=self.run.uid, resume=True, dir=self.dir)
+            self.ended = False
+        elif config:
+            self.run.update_config(config)  # the user's own run: add the framework's config to it
+        return self.run
+
+    def end(self, status: str = "finished") -> None:
+        """Finish the run if this handle started it (a run the user passed in is left running)."""
+        if self.run is None or self.ended or not self.owned or not isinstance(self.run, runlane.Run):
+            return
+        self.run.finish(status)
+        self.ended = True

@@ -8,6 +8,7 @@ to the process's global rank before the first hook runs.
 
 from __future__ import annotations
 
+import copy
 import sys
 from argparse import Namespace
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 
 import runlane
 
-from ._common import NumberFilter, config_value
+from ._common import NumberFilter, RunHandle, config_value
 
 # Lightning's statuses for finalize(): "success" at the end of fit/validate/test, "failed" when one of them
 # raised (a KeyboardInterrupt included), "finished" before a SLURM requeue saves and stops the job.
@@ -42,26 +43,18 @@ class RunlaneLoggerMixin:
         **init_options: Any,
     ) -> None:
         super().__init__()
-        if run is not None and (run_id is not None or fork_run_id is not None):
-            raise ValueError("pass run= (a run you started) or run_id=/fork_run_id= (a stored run), not both")
-        if run_id is not None and fork_run_id is not None:
-            raise ValueError("pass run_id= to resume a run or fork_run_id= with fork_step= to fork one, not both")
-        self._project = project
-        self._init_args: dict[str, Any] = {
-            "project": project,
-            "name": name,
-            "tags": list(tags) if tags is not None else None,
-            "config": config_value(config) if config is not None else None,
-            "dir": dir,
-            **init_options,
-        }
-        if run_id is not None:
-            self._init_args.update(run_id=run_id, resume=True)
-        elif fork_run_id is not None or fork_step is not None:
-            self._init_args.update(fork_run_id=fork_run_id, fork_step=fork_step)
-        self._run: runlane.Run | runlane.NoOpRun | None = run
-        self._owns_run = run is None  # a run the user started is the user's to finish
-        self._ended = False  # finalize() finished our run; the next use reopens it
+        self._handle = RunHandle(
+            project=project,
+            name=name,
+            tags=tags,
+            config=config,
+            run_id=run_id,
+            fork_run_id=fork_run_id,
+            fork_step=fork_step,
+            run=run,
+            dir=dir,
+            init_options=init_options,
+        )
         self._numbers = NumberFilter()
 
     # -- what Lightning reads ------------------------------------------------------------------------
@@ -70,29 +63,24 @@ class RunlaneLoggerMixin:
     def experiment(self) -> runlane.Run | runlane.NoOpRun:
         """The runlane run, started on first use; on ranks other than zero a ``runlane.NoOpRun``."""
         if _global_rank() != 0:
-            return runlane.NoOpRun(self._project)
-        if self._run is None:
-            self._run = runlane.init(**self._init_args)
-        elif self._ended:
-            # trainer.test() after trainer.fit(): finalize() ended the run, so reopen the same one.
-            self._run = runlane.init(run_id=self._run.uid, resume=True, dir=self._init_args["dir"])
-            self._ended = False
-        return self._run
+            return runlane.NoOpRun(self._handle.project)
+        # After finalize(), a trainer.test() following trainer.fit() reopens the same run.
+        return self._handle.get()
 
     @property
     def name(self) -> str | None:
         """The run's project (Lightning puts checkpoints under ``<root>/<name>/<version>/``)."""
         if _global_rank() != 0:
-            return self._project or "default"
-        return (self._run or self.experiment).project  # reading it never reopens an ended run
+            return self._handle.project or "default"
+        return (self._handle.run or self.experiment).project  # reading it never reopens an ended run
 
     @property
     def version(self) -> int | str | None:
         """The run's display id, like ``MNIST-3``: pass it as ``run_id=`` (or ``fork_run_id=``) to continue."""
         if _global_rank() != 0:
-            resumed = self._init_args.get("run_id")
+            resumed = self._handle.resume_ref
             return str(resumed) if resumed is not None else None
-        return (self._run or self.experiment).display_id
+        return (self._handle.run or self.experiment).display_id
 
     # -- what Lightning calls ------------------------------------------------------------------------
 
@@ -140,24 +128,24 @@ class RunlaneLoggerMixin:
     @rank_zero_only
     def finalize(self, status: str) -> None:
         """End the run: ``success`` -> finished, ``failed`` -> failed (killed for a Ctrl-C)."""
-        if self._run is None or self._ended:
+        run = self._handle.run
+        if run is None or self._handle.ended:
             return
         ending = _STATUSES.get(status, "failed")
         error = sys.exc_info()[1]  # Lightning finalizes inside its `except` block: the error is at hand
         if ending == "failed" and error is not None:
             if isinstance(error, KeyboardInterrupt):
                 ending = "killed"
-            self._run.log_text(f"training stopped by {type(error).__name__}: {error}")
-        if self._owns_run:
-            self._run.finish(ending)
-            self._ended = True
+            run.log_text(f"training stopped by {type(error).__name__}: {error}")
+        self._handle.end(ending)
 
     def __getstate__(self) -> dict[str, Any]:
         # A logger handed to spawned workers (strategy="ddp_spawn") starts its own run there, on rank zero:
         # a run object holds files and threads of this process and cannot travel.
         state = self.__dict__.copy()
-        if state.get("_owns_run"):
-            state["_run"] = None
+        if self._handle.owned:
+            state["_handle"] = copy.copy(self._handle)
+            state["_handle"].run = None
         return state
 
 
