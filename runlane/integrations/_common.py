@@ -168,6 +168,7 @@ class RunHandle:
             raise TypeError(f"tags must be a list of strings, got one string {tags!r}; use tags=[{tags!r}]")
         self.project = project
         self.dir = dir
+        self._options = dict(init_options)  # runlane.init's other options, for reopening the run too
         self._config = config_value(config) if config is not None else {}
         self._init_args: dict[str, Any] = {
             "project": project,
@@ -198,11 +199,11 @@ class RunHandle:
             if args["name"] is None:
                 args["name"] = name
             self.run = runlane.init(**args)
-        elif self.ended:
-            self.run = runlane.init(run_id=self.run.uid, resume=True, dir=self.dir)
+        elif self.ended:  # a second training, or an evaluation after the training: the same run again
+            self.run = runlane.init(run_id=self.run.uid, resume=True, dir=self.dir, config=config, **self._options)
             self.ended = False
         elif config:
-            self.run.update_config(config)  # the user's own run: add the framework's config to it
+            self.run.update_config(config)  # a run the user started, or a second training into the open run
         return self.run
 
     def end(self, status: str = "finished") -> None:

@@ -67,3 +67,20 @@ def training_args(output_dir: str, **overrides: Any) -> Any:
     }
     options.update(overrides)
     return TrainingArguments(**options)
+
+
+def tiny_keras_model(learning_rate: float = 1e-2) -> Any:
+    """A 2-layer Keras regressor, compiled with Adam and an extra metric."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", metrics=["mae"])
+    return model
+
+
+def regression_data(size: int, seed: int) -> tuple[Any, Any]:
+    import numpy as np
+
+    generator = np.random.default_rng(seed)
+    return generator.random((size, 4), dtype=np.float32), generator.random((size, 1), dtype=np.float32)
