@@ -13,6 +13,7 @@ import pytest
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
 from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -92,6 +93,7 @@ def steps(api: runlane.Api, ref: int | str, key: str) -> list[int]:
 
 def test_two_epochs_record_config_metrics_checkpoints_and_the_end(store_dir: Path, tmp_path: Path) -> None:
     logger = RunlaneLogger(project="lit", name="baseline", tags=["cpu"], dir=str(store_dir), config={"seed": 0})
+    assert isinstance(logger, Logger)
     fit(logger, tmp_path, epochs=2)
 
     api = runlane.Api(dir=store_dir)
@@ -282,4 +284,44 @@ def test_under_ddp_only_rank_zero_records_the_run(store_dir: Path, tmp_path: Pat
     assert info.config == {"lr": 0.05}
     assert [writer.pid for writer in api.run(info.id).writers] == [int(rank0_pid)]
     # Each rank trains on half of the 4 batches per epoch: 2 optimizer steps per epoch, logged once.
+    assert steps(api, info.id, "train/loss") == [0, 1, 2, 3]
+
+
+def test_the_pytorch_lightning_spelling_has_its_own_logger(store_dir: Path, tmp_path: Path) -> None:
+    import pytorch_lightning
+    from pytorch_lightning.loggers import Logger as StandaloneLogger
+
+    from runlane.integrations.pytorch_lightning import RunlaneLogger as StandaloneRunlaneLogger
+
+    class Standalone(pytorch_lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = nn.Linear(4, 1)
+
+        def training_step(self, batch: list[torch.Tensor], index: int) -> torch.Tensor:
+            loss = nn.functional.mse_loss(self.net(batch[0]), batch[1])
+            self.log("train/loss", loss)
+            return loss
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    logger = StandaloneRunlaneLogger(project="pl", dir=str(store_dir))
+    assert isinstance(logger, StandaloneLogger)
+    trainer = pytorch_lightning.Trainer(
+        max_epochs=1,
+        logger=logger,
+        log_every_n_steps=1,
+        accelerator="cpu",
+        devices=1,
+        default_root_dir=tmp_path,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(Standalone(), loaders()[0])
+
+    api = runlane.Api(dir=store_dir)
+    (info,) = api.runs(project="pl")
+    assert info.status == "finished"
     assert steps(api, info.id, "train/loss") == [0, 1, 2, 3]
