@@ -42,7 +42,8 @@ def test_integrations_use_only_runlanes_public_api() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):
                 if node.level:  # within the package: only its shared helpers
-                    assert node.level == 1 and node.module in {"_common", "_lightning"}, path.name
+                    assert node.level == 1, path.name
+                    assert node.module in {"_common", "_lightning"}, path.name
                     continue
                 root = (node.module or "").split(".")[0]
                 if root == "runlane":
