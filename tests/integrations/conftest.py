@@ -10,3 +10,10 @@ os.environ["KERAS_BACKEND"] = "torch"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
+# One intra-op thread: these models are tiny, and on a shared machine a pool of spinning threads only
+# waits for its slowest member. Scripts the tests start get the same through OMP_NUM_THREADS.
+os.environ["OMP_NUM_THREADS"] = "1"
+
+import torch  # after the environment above
+
+torch.set_num_threads(1)
