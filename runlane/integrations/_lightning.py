@@ -9,6 +9,7 @@ to the process's global rank before the first hook runs.
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from argparse import Namespace
 from collections.abc import Iterable, Mapping
@@ -39,7 +40,7 @@ class RunlaneLoggerMixin:
         fork_step: int | None = None,
         *,
         run: runlane.Run | runlane.NoOpRun | None = None,
-        dir: str | None = None,
+        dir: str | os.PathLike[str] | None = None,
         **init_options: Any,
     ) -> None:
         super().__init__()

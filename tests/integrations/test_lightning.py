@@ -52,6 +52,10 @@ class Regressor(LightningModule):
         x, y = batch
         self.log("val/loss", nn.functional.mse_loss(self.net(x), y))
 
+    def test_step(self, batch: list[torch.Tensor], index: int) -> None:
+        x, y = batch
+        self.log("test/loss", nn.functional.mse_loss(self.net(x), y))
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=self.hparams["optim"]["lr"])
 
@@ -166,6 +170,18 @@ def test_a_fit_from_a_checkpoint_can_fork_the_run_at_it(store_dir: Path, tmp_pat
     stitched = api.history(info.id, "train/loss", stitched=True)
     assert [p.step for p in stitched] == list(range(3 * BATCHES_PER_EPOCH))
     assert {p.run_id for p in stitched if p.step <= fork_step} == {info.fork_run_id}
+
+
+def test_a_test_after_fit_reopens_the_run_and_ends_it_again(store_dir: Path, tmp_path: Path) -> None:
+    logger = RunlaneLogger(project="lit", dir=store_dir)
+    trainer = fit(logger, tmp_path, epochs=1)
+    trainer.test(ckpt_path="last", dataloaders=loaders()[1], weights_only=False, verbose=False)
+
+    api = runlane.Api(dir=store_dir)
+    (info,) = api.runs(project="lit")
+    assert info.status == "finished"
+    assert steps(api, info.id, "test/loss") == [BATCHES_PER_EPOCH]
+    assert steps(api, info.id, "train/loss") == list(range(BATCHES_PER_EPOCH))
 
 
 def test_a_training_that_raises_ends_the_run_failed_with_the_error(store_dir: Path, tmp_path: Path) -> None:
