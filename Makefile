@@ -12,9 +12,10 @@ install:  ## install runlane itself
 example: install  ## log a few runs into ./.runlane and show how to look at them
 	$(PYTHON) examples/quickstart.py
 
-dev:  ## install runlane with everything the tests need
-	$(PIP) install -q -e '.[dev]'
+# torch first: the integrations' frameworks then find it and leave it as it is (no CUDA build pulled in).
+dev:  ## install runlane with everything the tests need, the integrations' frameworks included
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e '.[dev,lightning,transformers,keras]'
 
 lint:
 	$(PYTHON) -m ruff check runlane tests benchmarks examples
