@@ -1,6 +1,7 @@
 """The ``runlane`` command: a thin skin over ``runlane.Api``.
 
-Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) and ``--json`` for scripts.
+Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) or ``--url`` (a runlane server,
+else ``$RUNLANE_URL``; its key from ``$RUNLANE_API_KEY``) and ``--json`` for scripts.
 Human output shows every string a user chose (names, tags, notes, reasons) with its control characters
 escaped (``\n``, ``\x1b``): a name must not forge table rows or send escape sequences to the terminal.
 ``--json`` prints strings exactly (JSON escapes what needs it).
@@ -72,7 +73,7 @@ def _print_json(value: Any) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         # Only the primary metric's aggregates: a listing must not cost more for runs with more metrics
         # (`show` has them all). Its JSON holds the same, so "metrics" has at most that one metric.
         runs = api.runs(project=args.project, status=args.status, tags=args.tag, metrics="primary")
@@ -105,7 +106,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         run = api.run(args.ref)
         lineage = api.lineage(run.id)
     if args.json:
@@ -185,7 +186,7 @@ def _lineage_line(lineage: Lineage) -> str:
 def cmd_delete(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         run = api.run(args.ref)
         if not args.yes:
             if not sys.stdin.isatty():
@@ -220,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+        where.add_argument("--url", help="a runlane server, http(s)://host:port (default: $RUNLANE_URL if set)")
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
         return sub
 
