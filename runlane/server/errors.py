@@ -46,11 +46,20 @@ CODES: dict[int, str] = {
 class ApiError(Exception):
     """A request the server refuses: the status, what was wrong, and the parameter it was about."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers
         self.extra = extra
 
 
@@ -84,7 +93,7 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.field, **exc.extra)
+    return error_response(exc.status, exc.message, exc.field, exc.headers, **exc.extra)
 
 
 async def _http(request: Request, exc: Exception) -> Response:

@@ -30,6 +30,7 @@ from .records import blobs_named, decode_batch
 from .responses import WireJSONResponse
 
 router = APIRouter(prefix="/api/v1")
+reads = APIRouter(prefix="/api/v1")  # the reads only the HTTP store needs (a read-only key may use them)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=10_000)]
@@ -195,7 +196,7 @@ def create_project(store: StoreDep, body: ProjectBody) -> Response:
     return WireJSONResponse(wire.to_wire(store.create_project(body.name, key=body.key, exist_ok=body.exist_ok)))
 
 
-@router.get("/writers")
+@reads.get("/writers")
 def open_writers(store: StoreDep) -> Response:
     return WireJSONResponse({"items": [writer._asdict() for writer in store.open_writers()]})
 
@@ -278,19 +279,19 @@ async def put_blob(request: Request, store: StoreDep, name: Annotated[str, PathP
 # -- reads the HTTP store needs beyond the UI's --------------------------------------------------
 
 
-@router.get("/runs/{ref}/id")
+@reads.get("/runs/{ref}/id")
 def resolve(store: StoreDep, ref: RefDep) -> Response:
     """The numeric id of the run ``ref`` names (cheaper than the run itself)."""
     return WireJSONResponse({"id": store.resolve(ref)})
 
 
-@router.get("/runs/{ref}/ancestry")
+@reads.get("/runs/{ref}/ancestry")
 def ancestry(store: StoreDep, ref: RefDep) -> Response:
     """The run and its fork ancestors, root first, each with its own user-metric step range."""
     nodes: list[Node] = store.ancestry(store.resolve(ref))
     return WireJSONResponse({"items": [node._asdict() for node in nodes]})
 
 
-@router.get("/runs/{ref}/forks")
+@reads.get("/runs/{ref}/forks")
 def forks(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse({"items": [wire.to_wire(run) for run in store.forks(store.resolve(ref))]})

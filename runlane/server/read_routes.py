@@ -28,6 +28,7 @@ from .errors import ApiError
 from .responses import WireJSONResponse
 
 router = APIRouter(prefix="/api/v1")
+health_router = APIRouter(prefix="/api/v1")  # the one route that needs no API key
 
 #: Most log lines or system samples one request returns (the ``next`` cursor pages on).
 MAX_PAGE = 10_000
@@ -46,7 +47,7 @@ Key = Annotated[str, Query(min_length=1, max_length=MAX_KEY)]
 OptionalKey = Annotated[str | None, Query(min_length=1, max_length=MAX_KEY)]
 
 
-@router.get("/health")
+@health_router.get("/health")
 def health() -> Response:
     return WireJSONResponse({"ok": True, "api_version": API_VERSION})
 
