@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from .. import __version__
 from ..store.base import Store
+from . import schemas
 from .auth import require_read, require_write
 from .errors import install_error_handlers
 from .limits import BodyLimit
@@ -119,6 +120,7 @@ def create_app(
         app.include_router(getattr(importlib.import_module(module), attribute), dependencies=[Depends(require_read)])
     for extra in routers:
         app.include_router(extra, dependencies=[Depends(require_read)])
+    schemas.install(app)
     return app
 
 

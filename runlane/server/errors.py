@@ -106,8 +106,25 @@ async def _http(request: Request, exc: Exception) -> Response:
         if served is not None:
             return served
         return error_response(404, f"no route {request.url.path}", None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route of that path; a path served by several routers
+        # (GET /projects reads, POST /projects writes) supports all of theirs.
+        headers["Allow"] = ", ".join(_methods(request))
     status = exc.status_code if 400 <= exc.status_code < 500 else 400
-    return error_response(status, str(exc.detail), None, headers=dict(exc.headers or {}))
+    return error_response(status, str(exc.detail), None, headers=headers)
+
+
+def _methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        methods = getattr(route, "methods", None)
+        if match != Match.NONE and methods:
+            found.update(methods)
+    return sorted(found)
 
 
 async def _runlane(request: Request, exc: Exception) -> Response:
