@@ -258,3 +258,14 @@ def test_runlane_ui_without_a_store_says_where_it_looked(tmp_path: Path) -> None
     assert result.returncode == 1
     assert "no runlane store in" in result.stderr
     assert "nothing" in result.stderr
+
+
+def test_several_server_processes_share_one_store(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with running_server(store, tmp_path / "log", "--workers", "2") as server:
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=60) as client:
+            for n in range(20):
+                made = client.post("/projects", json={"name": f"p{n}"})
+                assert made.status_code == 200, made.text
+            assert [p["name"] for p in client.get("/projects").json()["items"]] == sorted(f"p{n}" for n in range(20))
+        assert "Traceback" not in server.stderr()

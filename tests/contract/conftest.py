@@ -42,7 +42,13 @@ def _http(tmp_path: Path) -> Store:
                 stderr=err,
                 text=True,
             )
-        _SERVERS.append(Server(process, wait_ready(process, log), log))
+        server = Server(process, "", log)
+        try:
+            server.url = wait_ready(process, log)
+        except BaseException:
+            server.stop()  # never left running when it failed to start
+            raise
+        _SERVERS.append(server)
     return open_store(f"{_SERVERS[0].url}/s/{token(tmp_path / 'store')}")
 
 
