@@ -72,16 +72,28 @@ def _plain(value: object, what: str, depth: int = 0) -> None:
     raise BadRecord(f"{what} holds a {type(value).__name__}, which JSON cannot hold")
 
 
-def _metrics(record: list[Any]) -> None:
+def _metrics(record: list[Any], seen: set[tuple[Any, ...]]) -> None:
+    # The hot path of ingest (a batch is mostly these): a training loop logs the same keys every step, so
+    # each set of keys is checked once per batch, and values by their exact type (msgpack makes no subclasses).
     _, _, step, stage, values = record
-    _integer(step, "step")
-    _string(stage, "stage", optional=True)
-    for key, value in _mapping(values, "values").items():
-        try:
-            check_metric_key(key)
-        except (TypeError, ValueError) as exc:
-            raise BadRecord(str(exc)) from None
-        _number(value, f"values[{key!r}]")
+    if type(step) is not int:
+        _integer(step, "step")
+    if stage is not None and type(stage) is not str:
+        _string(stage, "stage", optional=True)
+    if type(values) is not dict:
+        _mapping(values, "values")
+    keys = tuple(values)
+    if keys not in seen:
+        for key in keys:
+            try:
+                check_metric_key(key)
+            except (TypeError, ValueError) as exc:
+                raise BadRecord(str(exc)) from None
+        seen.add(keys)
+    for key, value in values.items():
+        kind = type(value)
+        if kind is not float and kind is not int:
+            _number(value, f"values[{key!r}]")
 
 
 def _text(record: list[Any]) -> None:
@@ -148,7 +160,6 @@ def _end(record: list[Any]) -> None:
 
 
 _CHECKS: dict[int, Callable[[list[Any]], None]] = {
-    journal.METRICS: _metrics,
     journal.TEXT: _text,
     journal.SUMMARY: _values,
     journal.CONFIG: _values,
@@ -169,12 +180,18 @@ def decode_batch(body: bytes) -> list[list[Any]]:
         raise ApiError(400, f"the batch body is not msgpack: {exc}", "body") from None
     if not isinstance(records, list):
         raise ApiError(400, f"the batch body must be a msgpack array of records, got {type(records).__name__}", "body")
+    seen: set[tuple[Any, ...]] = set()
     for index, record in enumerate(records):
         if not journal.is_record(record):
             raise ApiError(400, f"record {index} is not a journal record (type and number of fields)", f"body.{index}")
         try:
-            _number(record[1], "time")
-            _CHECKS[record[0]](record)
+            when = type(record[1])
+            if when is not float and when is not int:
+                _number(record[1], "time")
+            if record[0] == journal.METRICS:
+                _metrics(record, seen)
+            else:
+                _CHECKS[record[0]](record)
         except BadRecord as exc:
             raise ApiError(400, f"record {index}: {exc}", f"body.{index}") from None
     return records
