@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from . import wire
-from .config import ENV_API_KEY, ENV_URL, Settings
+from .config import ENV_URL, Settings
 from .entities import (
     Bucket,
     History,
@@ -27,6 +27,7 @@ from .entities import (
 from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
+from .spool import Spool
 from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
 from .store.base import METRIC_DETAILS, MetricDetail, Store
@@ -58,21 +59,23 @@ class Api:
         """
         if url is not None and dir is not None:
             raise ValueError("pass dir= (a local store) or url= (a runlane server), not both")
-        url = url or (os.environ.get(ENV_URL) or None if dir is None else None)
-        #: The local store's directory (None for a server).
-        self.dir: Path | None = None
-        #: The server's URL (None for a local store).
-        self.url: str | None = None
-        if url is not None:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
-            self.url = url
-            self._store: Store = open_store(url, api_key=api_key or os.environ.get(ENV_API_KEY) or None)
-            return
-        self.dir = Settings.resolve(dir).dir
-        self._store = open_store(self.dir, create=create, allow_read_only=True)
-        if not self._store.read_only:
-            recover(self._store, self.dir)
+        if url is None and dir is None:
+            url = os.environ.get(ENV_URL) or None
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
+        settings = Settings.resolve(url if url is not None else dir)
+        self.store: str = settings.store
+        #: The local store's directory (None for a store named by a URL).
+        self.dir: Path | None = settings.dir
+        #: The server's URL (None for any other store).
+        self.url: str | None = settings.store if settings.store.startswith(("http://", "https://")) else None
+        self._store: Store = open_store(
+            settings.store, create=create, allow_read_only=True, api_key=api_key if self.url else None
+        )
+        # A server's store is recovered by the server (its liveness sweep) and by the processes that upload to
+        # it (their leftovers): a reader there needs no write access, and may hold a read-only key.
+        if not self._store.read_only and self.url is None:
+            recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 
     def close(self) -> None:
         self._store.close()

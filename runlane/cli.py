@@ -211,7 +211,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .config import Settings
     from .server.serve import serve_ui
 
-    return serve_ui(Settings.resolve(args.dir).dir, port=args.port)
+    directory = Settings.resolve(args.dir).dir
+    if directory is None:
+        raise ValueError("runlane ui serves a local store directory; for another store use `runlane server --store`")
+    return serve_ui(directory, port=args.port)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import pytest
 import runlane
 from runlane import journal, wire
 from runlane.errors import RunNotFoundError, StoreError, StoreUnavailableError
+from runlane.naming import RunRef
 from runlane.store import open_store
 from runlane.store.base import NewRun, WriterSpec
 
@@ -265,3 +267,22 @@ def test_an_unreachable_server_is_store_unavailable_and_a_closed_store_says_so(t
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.projects()
+
+
+def test_the_server_fails_runs_whose_remote_writers_stopped_heartbeating(tmp_path: Path) -> None:
+    env = {**os.environ, "RUNLANE_REMOTE_TIMEOUT": "2"}  # the sweep then runs every 0.5 s
+    with running_server(tmp_path / "store", tmp_path / "log", env=env) as server, open_store(server.url) as store:
+        silent = store.create_run(
+            NewRun(uid="silent-run", project="live"), WriterSpec("w-silent", "far", 7, None, "j1")
+        )
+        alive = store.create_run(NewRun(uid="alive-run", project="live"), WriterSpec("w-alive", "far", 8, None, "j2"))
+        deadline = time.monotonic() + 60
+        while store.run(RunRef("id", silent.id)).status == "running":
+            assert time.monotonic() < deadline, "the silent run was never failed"
+            store.heartbeat(["w-alive"], time.time())  # the other writer keeps saying it is alive
+        assert store.run(RunRef("id", alive.id)).status == "running"
+        failed = store.run(RunRef("id", silent.id))
+        assert failed.status == "failed"
+        assert failed.status_reason
+        assert all(writer.closed_at is not None for writer in failed.writers)
+        assert "Traceback" not in server.stderr()

@@ -25,11 +25,13 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 
 from .. import __version__
+from ..config import Tunables, embedded_dir, spool_dir, store_location
 from ..store.base import Store
 from . import schemas
 from .auth import require_read, require_write
 from .errors import install_error_handlers
 from .limits import BodyLimit
+from .liveness import LivenessSweep
 from .pool import StorePool
 from .responses import WireJSONResponse
 from .static import static_dir
@@ -57,15 +59,9 @@ def store_factory(source: StoreSource) -> Callable[[], Store]:
     return open_one
 
 
-def local_dir(source: StoreSource) -> Path | None:
-    """The directory of an embedded store, where this machine's dead writers may have left journals."""
-    if callable(source):
-        return None
-    text = os.fspath(source)
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        return Path(rest) if scheme == "sqlite" else None
-    return Path(text)
+def canonical(source: StoreSource) -> str | None:
+    """The store's location in its canonical form (None for a factory)."""
+    return None if callable(source) else store_location(os.fspath(source), "store")
 
 
 def create_app(
@@ -79,15 +75,21 @@ def create_app(
     ``ui``: serve the web UI's static files from the package (True), from that directory, or not (False).
     """
     factory = store_factory(store)
-    directory = local_dir(store)
+    location = canonical(store)
+    tunables = Tunables.from_env(os.environ)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if directory is not None:
-            _recover(factory, directory)
+        sweep = None
+        if location is not None:
+            _recover(factory, location, tunables)
+            sweep = LivenessSweep(pool, embedded_dir(location), tunables)
+            sweep.start()
         try:
             yield
         finally:
+            if sweep is not None:
+                sweep.stop()
             pool.close()
 
     app = FastAPI(
@@ -124,15 +126,16 @@ def create_app(
     return app
 
 
-def _recover(factory: Callable[[], Store], directory: Path) -> None:
+def _recover(factory: Callable[[], Store], location: str, tunables: Tunables) -> None:
     # As runlane.Api does on open: what processes of this machine left in their journals is replayed
     # before the first reader looks, and runs their owners abandoned are failed.
     from ..recovery import recover
+    from ..spool import Spool
 
     store = factory()
     try:
         if not store.read_only:
-            recover(store, directory)
+            recover(store, Spool(spool_dir(location), location), tunables)
     finally:
         store.close()
 

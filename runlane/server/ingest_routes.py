@@ -135,6 +135,14 @@ class ProjectBody(BaseModel):
     exist_ok: bool = False
 
 
+class ProjectUpdateBody(BaseModel):
+    name: Annotated[str, Field(max_length=400)]
+    rename: Annotated[str | None, Field(max_length=400)] = None
+    meta: dict[Annotated[str, Field(max_length=1000)], Annotated[str, Field(max_length=1_000_000)] | None] = Field(
+        default_factory=dict
+    )
+
+
 class AbandonedBody(BaseModel):
     run_ids: Annotated[list[Annotated[int, Field(ge=1, le=STEP_MAX)]], Field(max_length=100_000)]
     reasons: dict[str, Annotated[str, Field(max_length=100_000)]] = Field(default_factory=dict)
@@ -197,6 +205,17 @@ def fail_abandoned(store: StoreDep, body: AbandonedBody) -> Response:
 @router.post("/projects", responses=ok(ref("ProjectInfo")))
 def create_project(store: StoreDep, body: ProjectBody) -> Response:
     return WireJSONResponse(wire.to_wire(store.create_project(body.name, key=body.key, exist_ok=body.exist_ok)))
+
+
+@router.post("/projects/update", responses=ok(ref("ProjectInfo")))
+def update_project(store: StoreDep, body: ProjectUpdateBody) -> Response:
+    """Rename a project and/or set its metadata keys (null deletes one)."""
+    return WireJSONResponse(wire.to_wire(store.update_project(body.name, rename=body.rename, meta=body.meta)))
+
+
+@reads.get("/projects/meta", responses=ok(obj(meta={"type": "object", "additionalProperties": {"type": "string"}})))
+def project_meta(store: StoreDep, name: Annotated[str, Query(max_length=400)]) -> Response:
+    return WireJSONResponse({"meta": store.project_meta(name)})
 
 
 @reads.get("/writers", responses=ok(items(ref("OpenWriter"))))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 from urllib.parse import quote
@@ -49,6 +49,15 @@ DEFAULT_TIMEOUT_S = 60.0
 PAGE = 10_000
 _UNAVAILABLE = (502, 503, 504)
 PATIENCE_HEADER = "X-Runlane-Patience"  # as runlane.server.deps reads it (the store never imports the server)
+
+
+def open_http(url: str, *, create: bool, allow_read_only: bool, api_key: str | None = None) -> HttpStore:
+    """``open_store``'s opener for ``http(s)://`` (a server's store always exists; writes it refuses are
+    refused per request). The key defaults to ``$RUNLANE_API_KEY``, so every process that opens the
+    server's URL (the SDK's drain, ``runlane sync``, the CLI) sends the one its user set."""
+    import os
+
+    return HttpStore(url, api_key=api_key if api_key is not None else os.environ.get("RUNLANE_API_KEY") or None)
 
 
 class HttpStore(Store):
@@ -227,6 +236,15 @@ class HttpStore(Store):
     def create_project(self, name: str, *, key: str | None = None, exist_ok: bool = False) -> ProjectInfo:
         data = self._json("POST", "/projects", body={"name": name, "key": key, "exist_ok": exist_ok})
         return wire.from_wire(ProjectInfo, data)
+
+    def update_project(
+        self, name: str, *, rename: str | None = None, meta: Mapping[str, str | None] | None = None
+    ) -> ProjectInfo:
+        body = {"name": name, "rename": rename, "meta": dict(meta or {})}
+        return wire.from_wire(ProjectInfo, self._json("POST", "/projects/update", body=body, ref=name))
+
+    def project_meta(self, name: str) -> dict[str, str]:
+        return dict(self._json("GET", "/projects/meta", params={"name": name}, ref=name)["meta"])
 
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         self._request("POST", "/heartbeat", body={"writer_ids": list(writer_ids), "at": at})

@@ -16,7 +16,7 @@ import random
 import sqlite3
 import string
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -525,6 +525,36 @@ class SQLiteStore(Store):
             project_id = self._project(conn, project, wanted_key)
         return next(p for p in self.projects() if p.id == project_id)
 
+    def update_project(
+        self, name: str, *, rename: str | None = None, meta: Mapping[str, str | None] | None = None
+    ) -> ProjectInfo:
+        project = normalize_project(name)
+        new_name = normalize_project(rename) if rename is not None else None
+        for key, value in (meta or {}).items():
+            if not isinstance(key, str) or not key or (value is not None and not isinstance(value, str)):
+                raise ValueError(
+                    f"project metadata takes non-empty string keys and string values, got {key!r}: {value!r}"
+                )
+        with self._transaction() as conn:
+            row = conn.execute("SELECT id FROM projects WHERE name = ?", (project,)).fetchone()
+            if row is None:
+                raise ProjectNotFoundError(project)
+            project_id = int(row[0])
+            if new_name is not None and new_name != project:
+                if conn.execute("SELECT 1 FROM projects WHERE name = ?", (new_name,)).fetchone():
+                    raise ValueError(f"project {new_name!r} already exists")
+                conn.execute("UPDATE projects SET name = ? WHERE id = ?", (new_name, project_id))
+            for key, value in (meta or {}).items():
+                if value is None:
+                    conn.execute("DELETE FROM project_meta WHERE project_id = ? AND key = ?", (project_id, key))
+                else:
+                    conn.execute(
+                        "INSERT INTO project_meta (project_id, key, value) VALUES (?, ?, ?)"
+                        " ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value",
+                        (project_id, key, value),
+                    )
+        return next(p for p in self.projects() if p.id == project_id)
+
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         if not writer_ids:
             return
@@ -566,6 +596,14 @@ class SQLiteStore(Store):
             " FROM projects p ORDER BY p.name"
         ).fetchall()
         return [ProjectInfo(*row) for row in rows]
+
+    def project_meta(self, name: str) -> dict[str, str]:
+        project = normalize_project(name)
+        row = self.conn.execute("SELECT id FROM projects WHERE name = ?", (project,)).fetchone()
+        if row is None:
+            raise ProjectNotFoundError(project)
+        rows = self.conn.execute("SELECT key, value FROM project_meta WHERE project_id = ? ORDER BY key", (row[0],))
+        return dict(rows.fetchall())
 
     def runs(
         self,

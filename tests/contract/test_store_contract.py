@@ -616,3 +616,23 @@ def test_runs_page_searches_display_id_name_alias_and_notes_ignoring_case(store:
 def test_runs_page_refuses_bad_queries_naming_the_argument(store: Store, query: RunsQuery, problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(".", r"\.")):
         store.runs_page(query)
+
+
+def test_project_metadata_and_rename_are_atomic_and_kept(store: Store) -> None:
+    store.create_project("vision")
+    store.create_project("audio")
+    assert store.project_meta("vision") == {}
+    store.update_project("vision", meta={"mlflow.tag.team": "cv", "mlflow.lifecycle_stage": "deleted"})
+    store.update_project("vision", meta={"mlflow.lifecycle_stage": None, "mlflow.tag.team": "cv2"})
+    assert store.project_meta("vision") == {"mlflow.tag.team": "cv2"}
+    key = next(p.key for p in store.projects() if p.name == "vision")
+    renamed = store.update_project("vision", rename="vision/v2", meta={"note": "moved"})
+    assert (renamed.name, renamed.key) == ("vision/v2", key)
+    assert store.project_meta("vision/v2") == {"mlflow.tag.team": "cv2", "note": "moved"}
+    with pytest.raises(ProjectNotFoundError):
+        store.project_meta("vision")
+    with pytest.raises(ValueError, match="already exists"):
+        store.update_project("vision/v2", rename="audio", meta={"note": "lost"})
+    assert store.project_meta("vision/v2")["note"] == "moved"  # nothing of a refused update is kept
+    with pytest.raises(ProjectNotFoundError):
+        store.update_project("missing", meta={"a": "b"})
