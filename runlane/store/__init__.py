@@ -36,7 +36,11 @@ def _open_sqlite(url: str, *, create: bool, allow_read_only: bool) -> Store:
 
 #: URL scheme -> the opener of its stores, as a callable or ``"module:function"`` (imported when first used).
 #: A backend adds its scheme here (``register_scheme``); a location without ``://`` is a SQLite directory.
-SCHEMES: dict[str, Opener | str] = {"sqlite": _open_sqlite}
+SCHEMES: dict[str, Opener | str] = {
+    "sqlite": _open_sqlite,
+    "http": "runlane.store.http:open_http",
+    "https": "runlane.store.http:open_http",
+}
 
 
 def register_scheme(scheme: str, opener: Opener | str) -> None:
@@ -44,9 +48,16 @@ def register_scheme(scheme: str, opener: Opener | str) -> None:
     SCHEMES[scheme.lower()] = opener
 
 
-def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_read_only: bool = False) -> Store:
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    create: bool = True,
+    allow_read_only: bool = False,
+    api_key: str | None = None,
+) -> Store:
     """Open the store at ``location``: a directory (embedded SQLite), ``sqlite:///path``, or a URL of
-    another registered scheme (``SCHEMES``).
+    another registered scheme (``SCHEMES``): ``http(s)://host:port`` is a runlane server, sent ``api_key``
+    (else ``$RUNLANE_API_KEY``) as its Bearer token.
 
     A store this process may not write to is opened read-only with ``allow_read_only`` (readers), else
     refused with ``StoreError`` (writers).
@@ -67,5 +78,9 @@ def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_r
         module, _, attr = entry.partition(":")
         opener = cast("Callable[..., Store]", getattr(importlib.import_module(module), attr))
     else:
-        opener = entry
+        opener = cast("Callable[..., Store]", entry)  # an HTTP opener also takes api_key
+    if api_key is not None:
+        if scheme not in ("http", "https"):
+            raise ValueError(f"api_key is for a runlane server (http(s)://...), not for {text!r}")
+        return opener(text, create=create, allow_read_only=allow_read_only, api_key=api_key)
     return opener(text, create=create, allow_read_only=allow_read_only)
