@@ -19,7 +19,7 @@ def _unique_violation(exc: BaseException) -> str | None:
     return None
 
 
-def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, str]:
+def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, str] | None:
     # The stored generated column ``<source>_doc`` holds the JSON text parsed once, at write time.
     # ``#>`` indexes arrays by number too, while a field is reached only through objects
     # (``runs_query.field_value``): every step of the path but the last must be an object.
@@ -41,7 +41,7 @@ def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, 
 DIALECT = Dialect(
     name="postgresql",
     for_update=" FOR UPDATE",
-    like="ILIKE",
+    like="lower({} COLLATE \"C\") LIKE {} ESCAPE '\\'",  # lower() in the C collation folds ASCII only
     text_order=' COLLATE "C"',  # UTF-8 byte order = code point order (the default may be a locale's)
     unique_violation=_unique_violation,
     json_field=_json_field,

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .runs_query import fold_ascii
+
 
 class Cursor(Protocol):
     """What both drivers' cursors give back: rows as tuples."""
@@ -30,8 +32,10 @@ class Dialect:
     """The parts of SQL the two engines spell differently.
 
     ``for_update``: appended to a SELECT that must lock the rows it reads until commit (PostgreSQL; SQLite's
-    write transactions hold the whole database already). ``like``: the operator that matches a ``LIKE``
-    pattern ignoring ASCII case. ``text_order``: a collation that orders text by code point, as Python does.
+    write transactions hold the whole database already). ``like``: a condition with two slots, a text
+    expression and a placeholder, true where the text matches the ``like_pattern`` ignoring ASCII case (and
+    only ASCII case, on both engines: SQLite's LIKE folds nothing else, PostgreSQL's ILIKE would).
+    ``text_order``: a collation that orders text by code point, as Python does.
     ``unique_violation``: the name (``table.column``) of the unique constraint an exception says was broken,
     or None when it says something else.
     """
@@ -43,8 +47,8 @@ class Dialect:
     unique_violation: Callable[[BaseException], str | None]
     #: Sort expressions of a field of a run's ``config`` or ``summary`` (``source``) at ``path`` (object keys):
     #: (class: 0 number or boolean, 1 string, 2 anything else or absent; the number; the text), their
-    #: placeholders bound through ``Params`` in the order the three appear. See ``sql_runs``.
-    json_field: Callable[[Params, str, Sequence[str]], tuple[str, str, str]]
+    #: placeholders bound through ``Params`` in the order the three appear; None: not expressible. See ``sql_runs``.
+    json_field: Callable[[Params, str, Sequence[str]], tuple[str, str, str] | None]
 
 
 class Params:
@@ -94,6 +98,12 @@ class Db:
 def pyformat(sql: str) -> str:
     """``?`` placeholders as psycopg's ``%s`` (a literal ``%`` doubled). Our SQL never has a ``?`` in a literal."""
     return sql.replace("%", "%%").replace("?", "%s")
+
+
+def like_pattern(text: str) -> str:
+    """The pattern for ``Dialect.like`` that finds ``text`` anywhere, its own ``%``/``_`` taken literally."""
+    escaped = fold_ascii(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def marks(count: int) -> str:

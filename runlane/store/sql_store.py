@@ -52,9 +52,10 @@ from ..merge import deep_merge
 from ..naming import RunRef, check_project_key, normalize_project, project_key_candidates, split_display_id
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
-from . import sql_series
+from . import sql_runs, sql_series
 from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
-from .sql import Db, Dialect, marks
+from .runs_query import RunsPage, RunsQuery, decode_offset, encode_offset
+from .sql import Db, Dialect, like_pattern, marks
 
 if TYPE_CHECKING:
     import numpy as np
@@ -438,6 +439,27 @@ class SQLStore(Store):
         where = " AND ".join(clauses) or "TRUE"
         return self._run_infos(where, params, only_primary=metrics == "primary")
 
+    def runs_page(self, query: RunsQuery) -> RunsPage:
+        query.check()
+        with self._reading() as db:
+            found = sql_runs.page(db, query)
+            if found is None:  # a sort this dialect cannot express in SQL
+                return super().runs_page(query)
+            ids, total = found
+            rows = (
+                []
+                if not ids
+                else db.all(
+                    f"SELECT {_RUN_COLUMNS} FROM runs r JOIN projects p ON p.id = r.project_id"
+                    f" WHERE r.id IN ({marks(len(ids))})",
+                    ids,
+                )
+            )
+            runs = self._infos(db, sql_runs.in_order(ids, rows), only_primary=True)
+        offset = decode_offset(query.cursor) if query.cursor else 0
+        following = offset + len(ids)
+        return RunsPage(runs, encode_offset(following) if following < total else None, total)
+
     def run(self, ref: RunRef) -> RunInfo:
         with self._reading() as db:
             run_id = self._run_id(db, ref)
@@ -600,9 +622,9 @@ class SQLStore(Store):
             clauses.append(f"stream IN ({marks(len(streams))})")
             params += streams
         if search:
-            # LIKE ignores ASCII case; the pattern's own wildcards are escaped so the search is a substring.
-            clauses.append(f"text {self._dialect.like} ? ESCAPE '\\'")
-            params.append("%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+            # a substring, ignoring ASCII case (the pattern's own wildcards are escaped)
+            clauses.append(self._dialect.like.format("text", "?"))
+            params.append(like_pattern(search))
         rows = self._page("time, stream, text, id", "log_lines", clauses, params, after, limit)
         return list(map(LogLine._make, rows))
 

@@ -37,9 +37,12 @@ def _unique_violation(exc: BaseException) -> str | None:
     return None
 
 
-def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, str]:
+def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, str] | None:
     # json_type: integer, real, true, false, text, null, array, object; NULL where the path is absent.
-    # A quoted label ($."a") matches an object key only, never an array index.
+    # A quoted label ($."a") matches an object key only, never an array index. A key with a quote or a
+    # backslash has no quoted label: None, and the reference implementation answers.
+    if any('"' in part or "\\" in part for part in path):
+        return None
     where = "$" + "".join(f'."{part}"' for part in path)
     column = f"r.{source}"
 
@@ -60,7 +63,7 @@ def _json_field(p: Params, source: str, path: Sequence[str]) -> tuple[str, str, 
 DIALECT = Dialect(
     name="sqlite",
     for_update="",  # BEGIN IMMEDIATE holds the database's write lock for the whole transaction
-    like="LIKE",  # ignores ASCII case
+    like="{} LIKE {} ESCAPE '\\'",  # LIKE ignores ASCII case
     text_order="",  # BINARY: UTF-8 bytes, which is code point order
     unique_violation=_unique_violation,
     json_field=_json_field,
