@@ -1,0 +1,247 @@
+"""The PostgreSQL store beyond the contract suite: many processes writing at once, opening, schema checks,
+bad locations, and the import rule (psycopg only when a postgresql:// store is opened).
+
+Every test here runs against the real local server (``postgres_url``: a database of this module's own).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from runlane import journal
+from runlane.errors import StoreError, StoreNotFoundError, StoreUnavailableError
+from runlane.naming import RunRef
+from runlane.store import open_store
+from runlane.store.base import NewRun, Store, WriterSpec
+from runlane.store.postgres_schema import SCHEMA_TABLE
+from tests.postgres import fresh_database, truncate
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Any:
+    opened = open_store(postgres_url)
+    truncate(postgres_url)
+    yield opened
+    opened.close()
+
+
+def start_workers(tmp_path: Path, code: str, args: Sequence[Sequence[str]]) -> list[subprocess.Popen[str]]:
+    """Start one process per argument list running ``code``; they wait for ``GO`` (a file) to begin together."""
+    script = tmp_path / "worker.py"
+    go = tmp_path / "go"
+    prelude = f"""
+        deadline = time.monotonic() + 60
+        while not Path({str(go)!r}).exists():
+            if time.monotonic() > deadline:
+                sys.exit("never told to go")
+            time.sleep(0.001)
+    """
+    imports = "import json, sys, time\nfrom pathlib import Path\n"
+    script.write_text(imports + textwrap.dedent(code).replace("# GO", textwrap.dedent(prelude)))
+    return [
+        subprocess.Popen(
+            [sys.executable, str(script), *each], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for each in args
+    ]
+
+
+def go_and_collect(tmp_path: Path, workers: list[subprocess.Popen[str]]) -> list[Any]:
+    (tmp_path / "go").write_text("")
+    results = []
+    try:
+        for worker in workers:
+            out, err = worker.communicate(timeout=120)
+            assert worker.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    return results
+
+
+def records_of(points: range, key: str = "m") -> list[list[Any]]:
+    return [list(journal.Metrics.new(T0 + step, step, None, {key: float(step)})) for step in points]
+
+
+def sized(records: list[list[Any]]) -> int:
+    import msgpack
+
+    return sum(len(msgpack.packb(record)) for record in records)
+
+
+def test_eight_processes_creating_runs_in_one_new_project_get_distinct_gap_free_ids(
+    store: Store, postgres_url: str, tmp_path: Path
+) -> None:
+    # The project does not exist yet: all eight also race to create it, and each run gets its own points.
+    code = f"""
+        import sys
+        from runlane import journal
+        from runlane.store import open_store
+        from runlane.store.base import NewRun, WriterSpec
+        worker = int(sys.argv[1])
+        store = open_store({postgres_url!r})
+        # GO
+        made = []
+        for i in range(5):
+            uid = f"{{worker:016x}}{{i:016x}}"
+            writer = f"w-{{worker}}-{{i}}"
+            info = store.create_run(NewRun(uid=uid, project="race"), WriterSpec(writer, "h", 0, None, "j"))
+            records = [list(journal.Metrics.new(1.0, s, None, {{"m": float(s * worker)}})) for s in range(100)]
+            store.ingest(writer, info.id, records, 0, 1)
+            made.append([info.id, info.display_id])
+        store.close()
+        print(json.dumps(made))
+    """
+    workers = start_workers(tmp_path, code, [[str(worker)] for worker in range(1, 9)])
+    made = [run for result in go_and_collect(tmp_path, workers) for run in result]
+    display_ids = sorted(int(display.rpartition("-")[2]) for _, display in made)
+    assert display_ids == list(range(1, 41))  # distinct, and no number skipped
+    assert len({display.rpartition("-")[0] for _, display in made}) == 1  # one project, one key
+    assert [(p.name, p.run_count) for p in store.projects()] == [("race", 40)]
+    for run_id, _ in made:
+        series = store.run(RunRef("id", run_id)).metrics["m"]
+        worker = int(store.run(RunRef("id", run_id)).uid[:16], 16)
+        assert (series.count, series.max, series.max_step) == (100, 99.0 * worker, 99)
+
+
+def test_four_processes_offering_the_same_batches_apply_each_exactly_once(
+    store: Store, postgres_url: str, tmp_path: Path
+) -> None:
+    info = store.create_run(NewRun(uid="b" * 32, project="p"), WriterSpec("shared", "h", 0, None, "j"))
+    batches = []
+    offset = 0
+    for number in range(30):
+        records = records_of(range(number * 10, number * 10 + 10))
+        records.append(list(journal.Text.new(T0, "stdout", f"batch {number}\n")))
+        end = offset + sized(records)
+        batches.append((records, offset, end))
+        offset = end
+    (tmp_path / "batches.json").write_text(json.dumps(batches))
+    code = f"""
+        from runlane.store import open_store
+        store = open_store({postgres_url!r})
+        batches = json.loads(Path({str(tmp_path / "batches.json")!r}).read_text())
+        # GO
+        applied = [store.ingest("shared", {info.id}, records, start, end) for records, start, end in batches]
+        store.close()
+        print(json.dumps(applied))
+    """
+    workers = start_workers(tmp_path, code, [[] for _ in range(4)])
+    results = go_and_collect(tmp_path, workers)
+    assert [sum(column) for column in zip(*results, strict=True)] == [1] * 30  # each batch applied by one process
+    history = store.history(info.id, "m")
+    assert history.steps == list(range(300))
+    assert [line.text for line in store.logs(info.id)] == [f"batch {n}" for n in range(30)]
+    assert store.run(RunRef("id", info.id)).metrics["m"].count == 300
+
+
+def test_processes_opening_a_brand_new_database_at_once_create_the_schema_once(tmp_path: Path) -> None:
+    with fresh_database() as url:
+        code = f"""
+            from runlane.store import open_store
+            # GO
+            store = open_store({url!r})
+            print(json.dumps([p.name for p in store.projects()]))
+            store.close()
+        """
+        workers = start_workers(tmp_path, code, [[] for _ in range(4)])
+        assert go_and_collect(tmp_path, workers) == [[]] * 4
+        with psycopg.connect(url) as conn:
+            names = [row[0] for row in conn.execute(f"SELECT name FROM {SCHEMA_TABLE}")]
+        assert names == ["0001_core"]
+
+
+def test_a_database_written_by_a_newer_runlane_is_refused(postgres_url: str) -> None:
+    open_store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"INSERT INTO {SCHEMA_TABLE} VALUES ('9999_from_the_future', 0)")
+    try:
+        with pytest.raises(StoreError, match="newer runlane.*9999_from_the_future"):
+            open_store(postgres_url)
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DELETE FROM {SCHEMA_TABLE} WHERE name = '9999_from_the_future'")
+
+
+def test_a_database_of_another_application_is_refused_and_left_alone() -> None:
+    with fresh_database() as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE invoices (id int)")
+        with pytest.raises(StoreError, match=r"another application \(invoices\).*empty database"):
+            open_store(url)
+        with psycopg.connect(url) as conn:
+            tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+        assert tables == ["invoices"]
+
+
+def test_bad_postgresql_locations_say_what_is_wrong() -> None:
+    with pytest.raises(ValueError, match="malformed PostgreSQL URL"):
+        open_store("postgresql://[oops/db")
+    with pytest.raises(StoreNotFoundError, match="no PostgreSQL database .*/no_such_db_here"):
+        open_store("postgresql://postgres@127.0.0.1:5432/no_such_db_here")
+    closed_port = "postgresql://postgres:secret@127.0.0.1:1/db"
+    with pytest.raises(StoreUnavailableError, match="cannot connect to the PostgreSQL store") as caught:
+        open_store(closed_port)
+    assert "secret" not in str(caught.value)  # the password never appears in an error
+    with pytest.raises(ValueError, match="unsupported store URL scheme 'mysql'.*postgresql://"):
+        open_store("mysql://localhost/db")
+
+
+def test_without_the_driver_opening_a_postgresql_store_names_the_extra(postgres_url: str) -> None:
+    code = f"""
+        import sys
+        sys.modules["psycopg"] = None  # as if psycopg were not installed
+        from runlane.errors import StoreError
+        from runlane.store import open_store
+        try:
+            open_store({postgres_url!r})
+        except StoreError as exc:
+            print(exc)
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'runlane[postgres]'" in result.stdout
+
+
+def test_the_sqlite_path_never_imports_psycopg(tmp_path: Path) -> None:
+    code = f"""
+        import sys
+        import runlane
+        from runlane.store import open_store
+        from runlane.store.base import NewRun, WriterSpec
+        from runlane.store.runs_query import RunsQuery
+        store = open_store({str(tmp_path / "store")!r})
+        info = store.create_run(NewRun(uid="a" * 32, project="p"), WriterSpec("w", "h", 0, None, "j"))
+        store.runs_page(RunsQuery(sort="config.lr"))
+        run = runlane.init(project="p", dir={str(tmp_path / "sdk")!r})
+        run.log({{"x": 1.0}})
+        run.finish()
+        print(sorted(m for m in sys.modules if m.startswith(("psycopg", "runlane.store.postgres"))))
+    """
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_store_call_waiting_on_a_locked_row_gives_up_within_its_patience(store: Store, postgres_url: str) -> None:
+    info = store.create_run(NewRun(uid="l" * 32, project="p"), WriterSpec("w", "h", 0, None, "j"))
+    with psycopg.connect(postgres_url) as holder:
+        holder.execute("SELECT 1 FROM run_writers WHERE id = 'w' FOR UPDATE")  # another process holds the writer
+        # without patience this would wait for the lock as long as it is held
+        with store.patience(0.2), pytest.raises(StoreUnavailableError, match="PostgreSQL store"):
+            store.ingest("w", info.id, records_of(range(3)), 0, 10)
+    assert store.ingest("w", info.id, records_of(range(3)), 0, 10)  # once released, the batch goes in
