@@ -1,7 +1,8 @@
-"""The read API used by scripts, the CLI and (later) the server: ``runlane.Api(dir=None)``.
+"""The read API used by scripts, the CLI and the server: ``runlane.Api(dir=None)``.
 
-Opening it replays journals that dead processes left behind, so a crashed run's last points and its
-``failed`` status are visible to the first reader.
+Opening it writes nothing (a server opens stores to read; a reader may have no write permission): what
+dead processes left behind is delivered by writers (every ``init()``, and the drain of a process that
+died) or on demand by ``Api.recover()`` / ``runlane recover``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .entities import (
 from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
+from .spool import Spool
 from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
 from .store.base import METRIC_DETAILS, MetricDetail, Store
@@ -47,10 +49,11 @@ class Api:
         ``create_project``) raise ``StoreError``, and runs left behind by dead processes stay as they are
         until a process that may write opens the store.
         """
-        self.dir: Path = Settings.resolve(dir).dir
-        self._store: Store = open_store(self.dir, create=create, allow_read_only=True)
-        if not self._store.read_only:
-            recover(self._store, self.dir)
+        settings = Settings.resolve(dir)
+        self._settings = settings
+        self.store: str = settings.store
+        self.dir: Path | None = settings.dir
+        self._store: Store = open_store(settings.store, create=create, allow_read_only=True)
 
     def close(self) -> None:
         self._store.close()
@@ -194,6 +197,20 @@ class Api:
         process is writing to it.
         """
         self._store.delete_run(parse_run_ref(ref))
+
+    def recover(self) -> list[int]:
+        """Deliver what dead processes left of their runs and mark the runs they abandoned ``failed``;
+        return the ids of the runs failed.
+
+        Opening an ``Api`` writes nothing: this is the one read-side call that does what every ``init()``
+        does when it opens a store (and a drain does when its training process dies): replay this
+        machine's leftover journals (the store's own ``journals/`` and this process's spool), then close
+        writers whose process is gone and fail the runs they owned. ``StoreError`` on a read-only store.
+        """
+        if self._store.read_only:
+            raise StoreError(f"the store {self.store} is read-only for this process: recovery writes to it")
+        settings = self._settings
+        return recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 
     def logs(
         self,

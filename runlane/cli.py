@@ -200,6 +200,21 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        failed = [api.run(run_id) for run_id in api.recover()]
+    if args.json:
+        _print_json([_run_json(run) for run in failed])
+    elif failed:
+        for run in failed:
+            print(f"{run.display_id} failed: {_safe(run.status_reason or '')}")
+    else:
+        print("nothing to recover")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
@@ -225,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("ref", help="numeric id, display id (like ABC-12) or uid")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_delete)
+
+    recover = command(
+        "recover",
+        "Store what dead processes left in their journals and mark the runs they abandoned failed"
+        " (every init() does this too).",
+    )
+    recover.set_defaults(handler=cmd_recover)
     return parser
 
 

@@ -26,6 +26,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     # Tests pass dir= explicitly; anything that forgets must not touch the developer's ./.runlane.
     monkeypatch.setenv("RUNLANE_DIR", str(tmp_path / "env-store"))
     monkeypatch.delenv("RUNLANE_MODE", raising=False)
+    # Nor the developer's spools: a store named by a URL spools under the cache directory.
+    monkeypatch.delenv("RUNLANE_SPOOL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     yield
     start.set_enabled(True)
 
@@ -52,11 +55,13 @@ def run_script(
     )
 
 
-def start_script(code: str, store: Path, **popen: object) -> subprocess.Popen[str]:
+def start_script(
+    code: str, store: Path, *, env: dict[str, str] | None = None, **popen: object
+) -> subprocess.Popen[str]:
     """Start ``code`` in a fresh Python process (stdout piped, text mode); the caller waits for it."""
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=script_env(store),
+        env=env or script_env(store),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -95,8 +100,7 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
 
 
 def stored_status(store: Path, run_id: int) -> str:
-    """A run's status read from the database file itself, read-only: ``runlane.Api`` would run recovery
-    on open, which is what some tests must show happens without it."""
+    """A run's status read from the database file itself, read-only, through no runlane code at all."""
     conn = sqlite3.connect(f"file:{store / 'runlane.db'}?mode=ro", uri=True, timeout=60)
     try:
         (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()

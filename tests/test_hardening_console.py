@@ -40,7 +40,8 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0)
 
 
 def _streams(store: Path) -> tuple[runlane.RunInfo, dict[str, list[str]]]:
-    with runlane.Api(store) as api:  # opening the store recovers what dead processes left
+    with runlane.Api(store) as api:
+        api.recover()  # what the dead process left, unless its drain stored it first
         info = api.runs()[0]
         lines = api.logs(info.id)
     out: dict[str, list[str]] = {"stdout": [], "stderr": [], "log": []}

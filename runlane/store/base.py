@@ -123,7 +123,8 @@ class OpenWriter(NamedTuple):
 
 
 class Store(ABC):
-    """A place runs live. Implementations are used by one thread at a time."""
+    """A place runs live. One object may be used from many threads at once (a server reads from many while
+    one writes); a reader sees only committed data."""
 
     #: True when this process may only read the store (no write permission); every write raises StoreError.
     read_only: bool = False

@@ -3,6 +3,10 @@
 Writes happen inside ``BEGIN IMMEDIATE`` transactions, so concurrent processes serialize on SQLite's
 write lock (waiting up to ``BUSY_TIMEOUT_S``) instead of failing; readers never block writers.
 
+One store object may be used from many threads (a server reads from many while one writes): each thread
+gets its own connection on first use, so one thread's transaction is never another's, and a reader sees
+only committed data.
+
 A store this process may not write to (another user's, a read-only mount) is opened read-only when the
 caller allows it (readers do; the SDK's writer does not): see ``_connect_read_only``.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -231,22 +236,45 @@ class SQLiteStore(SQLStore):
             if conn is not None:
                 conn.close()
             raise
-        self._conn: sqlite3.Connection | None = conn
-        self._db = Db(conn, DIALECT)
+        self._closed = False
+        self._local = threading.local()  # .conn: this thread's connection, .db: the same seen through Db
+        self._local.conn = conn
+        self._local.db = Db(conn, DIALECT)
+        self._connections = [conn]  # every thread's, closed together
+        self._connections_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
+        """This thread's connection (opened on a thread's first use: no two threads share one)."""
+        if self._closed:
             raise StoreError("the store has been closed")
-        return self._conn
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = _connect_read_only(self.path) if self.read_only else _connect(self.path)
+            except sqlite3.Error as exc:
+                raise _open_error(self.path, exc) from exc
+            with self._connections_lock:
+                if self._closed:
+                    conn.close()
+                    raise StoreError("the store has been closed")
+                self._connections.append(conn)
+            self._local.conn = conn
+            self._local.db = Db(conn, DIALECT)
+        return conn
+
+    @property
+    def _db(self) -> Db:
+        self.conn  # noqa: B018 (opens this thread's connection; raises once the store is closed)
+        db: Db = self._local.db
+        return db
 
     _dialect = DIALECT
 
     @contextmanager
     def _reading(self) -> Iterator[Db]:
-        self.conn  # noqa: B018 (raises once the store is closed)
         yield self._db
 
     def _journal_path(self, journal: str) -> Path:
@@ -262,7 +290,7 @@ class SQLiteStore(SQLStore):
         except sqlite3.OperationalError as exc:
             raise StoreUnavailableError(f"could not lock the store {self.path} for writing: {exc}") from exc
         try:
-            yield self._db
+            yield self._local.db
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -282,9 +310,11 @@ class SQLiteStore(SQLStore):
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._connections_lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
 
     def put_blob(self, data: bytes, ext: str) -> str:
         return self.blobs.put_bytes(data, ext)
