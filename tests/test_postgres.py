@@ -7,6 +7,9 @@ Every test here runs against the real local server (``postgres_url``: a database
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,12 +20,14 @@ from typing import Any
 import psycopg
 import pytest
 
+import runlane
 from runlane import journal
 from runlane.errors import StoreError, StoreNotFoundError, StoreUnavailableError
 from runlane.naming import RunRef
 from runlane.store import open_store
 from runlane.store.base import NewRun, Store, WriterSpec
 from runlane.store.postgres_schema import SCHEMA_TABLE
+from tests.conftest import script_env
 from tests.postgres import fresh_database, truncate
 
 T0 = 1_700_000_000.0
@@ -249,3 +254,58 @@ def test_a_store_call_waiting_on_a_locked_row_gives_up_within_its_patience(store
         with store.patience(0.2), pytest.raises(StoreUnavailableError, match="PostgreSQL store"):
             store.ingest("w", info.id, records_of(range(3)), 0, 10)
     assert store.ingest("w", info.id, records_of(range(3)), 0, 10)  # once released, the batch goes in
+
+
+def test_the_sdk_on_postgresql_keeps_every_reported_point_once_through_sigkill(store: Store, postgres_url: str) -> None:
+    # The crash test of tests/test_crash_safety.py with the training process's runs in PostgreSQL: its
+    # journals in the spool, its drain writing through the same Store interface.
+    for attempt in range(2):
+        read_fd, write_fd = os.pipe()
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(CRASH_CHILD.replace("fdopen(3", f"fdopen({write_fd}"))],
+            env={**script_env(Path("unused")), "RUNLANE_DIR": postgres_url},
+            pass_fds=(write_fd,),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(write_fd)
+        reported: list[int] = []
+        with os.fdopen(read_fd) as pipe:
+            run_id = int(pipe.readline())
+            target = random.randint(300 * (attempt + 1), 3000 * (attempt + 1))
+            for line in pipe:
+                reported.append(int(line))
+                if len(reported) >= target:
+                    os.kill(child.pid, signal.SIGKILL)
+                    break
+            reported.extend(int(line) for line in pipe)  # reported before the kill landed
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == -signal.SIGKILL, err
+        assert reported == list(range(len(reported)))
+        with runlane.Api(postgres_url) as api:
+            api.recover()  # what the next init() does; the killed process's drain may have done it first
+            info = api.run(run_id)
+            assert info.status == "failed"
+            steps = [p.step for p in api.history(run_id, "loss")]
+            assert steps[: len(reported)] == reported  # everything acknowledged is there
+            assert len(steps) - len(reported) in (0, 1)  # at most the step in flight at the kill besides
+            assert [p.value for p in api.history(run_id, "loss")] == [1.0 / (s + 1) for s in steps]
+            lines = [line.text for line in api.logs(run_id)]
+            assert lines[: len(reported)] == [f"line {s}" for s in reported]
+            assert len(lines) == len(set(lines)), "a log line was applied twice"
+            assert api.recover() == []  # nothing is replayed twice
+            assert len(api.history(run_id, "loss")) == len(steps)
+
+
+CRASH_CHILD = """
+    import os, runlane
+    run = runlane.init(project="crash", name="victim", system_metrics_interval=None)
+    report = os.fdopen(3, "w", buffering=1)
+    report.write(f"{run.id}\\n")
+    step = 0
+    while True:
+        run.log({"loss": 1.0 / (step + 1), "acc": step * 0.001})
+        run.log_text(f"line {step}")
+        report.write(f"{step}\\n")  # only after log() and log_text() have returned
+        step += 1
+"""

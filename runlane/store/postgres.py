@@ -94,8 +94,7 @@ class PostgresStore(SQLStore):
                 postgres_schema.migrate(conn, self.label)
         except psycopg.OperationalError as exc:
             raise self._connect_error(exc) from exc
-        self._local = threading.local()
-        self._patience: float | None = None
+        self._local = threading.local()  # .db: this thread's current transaction; .patience: see patience()
         pool: ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
@@ -136,7 +135,7 @@ class PostgresStore(SQLStore):
 
         if self._pool is None:
             raise StoreError("the store has been closed")
-        patience = self._patience
+        patience: float | None = getattr(self._local, "patience", None)
         try:
             with self._pool.connection(timeout=WAIT_S if patience is None else patience) as conn, conn.transaction():
                 if patience is not None:
@@ -161,11 +160,11 @@ class PostgresStore(SQLStore):
 
     @contextmanager
     def patience(self, seconds: float) -> Iterator[None]:
-        self._patience = seconds
+        self._local.patience = seconds  # this thread's calls only: other threads keep their waits
         try:
             yield
         finally:
-            self._patience = None
+            self._local.patience = None
 
     def close(self) -> None:
         if self._pool is not None:
