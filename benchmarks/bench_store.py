@@ -162,7 +162,7 @@ class PostgresRows:
 # -- 100,000 runs ------------------------------------------------------------------------------------
 
 
-def seed_runs(execute_many: Callable[[str, list[tuple[Any, ...]]], None], project_id: int) -> None:
+def seed_runs(execute_many: Callable[[str, list[tuple[Any, ...]]], object], project_id: int) -> None:
     """RUNS runs with configs, summaries, tags and a primary metric, written in bulk (create_run one by one
     would take minutes; this row measures the read)."""
     rng = random.Random(1)
@@ -278,7 +278,9 @@ def main() -> None:
             pg_conn.execute("ANALYZE")
 
         for label, store, seed in (("SQLite", sqlite_store, seed_sqlite), ("PostgreSQL", pg_store, seed_pg)):
-            table += [(*row, "ms") for row in runs_page_rows(store, seed, label)]
+            table += [
+                (what, ms, name, baseline, "ms") for what, ms, name, baseline in runs_page_rows(store, seed, label)
+            ]
         sqlite_conn.close()
         pg_conn.close()
         for _, store, rows in backends:
@@ -289,8 +291,8 @@ def main() -> None:
           + (" (--quick)" if QUICK else ""))  # fmt: skip
     print("| what | runlane | baseline (same run) | ratio |")
     print("| --- | --- | --- | --- |")
-    for what, ours, baseline_name, baseline, unit in table:
-        print(f"| {what} | {ours:,.2f} {unit} | {baseline_name}: {baseline:,.2f} {unit} | {ours / baseline:.2f}x |")
+    for what, ours, baseline_name, theirs, unit in table:
+        print(f"| {what} | {ours:,.2f} {unit} | {baseline_name}: {theirs:,.2f} {unit} | {ours / theirs:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -154,6 +154,26 @@ def test_four_processes_offering_the_same_batches_apply_each_exactly_once(
     assert store.run(RunRef("id", info.id)).metrics["m"].count == 300
 
 
+def test_four_processes_attaching_to_one_ended_run_at_once_make_one_owner(
+    store: Store, postgres_url: str, tmp_path: Path
+) -> None:
+    info = store.create_run(NewRun(uid="o" * 32, project="p"), WriterSpec("first", "h", 0, None, "j"))
+    store.close_writer("first", "finished")
+    code = f"""
+        from runlane.naming import RunRef
+        from runlane.store import open_store
+        from runlane.store.base import WriterSpec
+        store = open_store({postgres_url!r})
+        # GO
+        attached = store.attach(RunRef("id", {info.id}), WriterSpec(f"w-{{sys.argv[1]}}", "h", 0, None, "j"))
+        store.close()
+        print(json.dumps(attached.owner))
+    """
+    workers = start_workers(tmp_path, code, [[str(i)] for i in range(4)])
+    assert sorted(go_and_collect(tmp_path, workers)) == [False, False, False, True]
+    assert sum(writer.owner for writer in store.open_writers()) == 1
+
+
 def test_processes_opening_a_brand_new_database_at_once_create_the_schema_once(tmp_path: Path) -> None:
     with fresh_database() as url:
         code = f"""
