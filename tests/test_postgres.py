@@ -226,6 +226,31 @@ def test_bad_postgresql_locations_say_what_is_wrong() -> None:
         open_store("mysql://localhost/db")
 
 
+def test_a_role_that_may_only_read_reads_and_its_writes_are_store_errors(store: Store, postgres_url: str) -> None:
+    store.create_run(NewRun(uid="r" * 32, project="p"), WriterSpec("w", "h", 0, None, "j"))
+    role = f"runlane_reader_{os.getpid()}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    try:
+        reader = open_store(postgres_url.replace("postgres@", f"{role}@"))
+        try:
+            assert [run.uid for run in reader.runs()] == ["r" * 32]
+            with pytest.raises(StoreError, match=r"refused a request: permission denied"):
+                reader.create_project("mine")
+        finally:
+            reader.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+        with pytest.raises(StoreError, match=r"cannot set up the PostgreSQL store .*permission denied"):
+            open_store(postgres_url.replace("postgres@", f"{role}@"))  # sees no tables: would create them
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}")
+            conn.execute(f"DROP ROLE {role}")
+
+
 def test_without_the_driver_opening_a_postgresql_store_names_the_extra(postgres_url: str) -> None:
     code = f"""
         import sys

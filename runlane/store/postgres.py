@@ -77,6 +77,8 @@ class PostgresStore(SQLStore):
 
     ``create`` is accepted for symmetry with the embedded store: a database is never created here (that
     needs rights a store should not ask for), so a missing one is ``StoreNotFoundError`` either way.
+    ``allow_read_only`` too: a role's privileges are not probed at open; a write it may not make fails
+    with a ``StoreError`` naming the database.
     """
 
     _dialect = DIALECT
@@ -94,6 +96,8 @@ class PostgresStore(SQLStore):
                 postgres_schema.migrate(conn, self.label)
         except psycopg.OperationalError as exc:
             raise self._connect_error(exc) from exc
+        except psycopg.Error as exc:  # e.g. a role that may not create runlane's tables
+            raise StoreError(f"cannot set up the PostgreSQL store {self.label}: {exc}") from exc
         self._local = threading.local()  # .db: this thread's current transaction; .patience: see patience()
         pool: ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             url,
@@ -151,6 +155,9 @@ class PostgresStore(SQLStore):
         except psycopg.OperationalError as exc:
             # The server went away, a lock wait ran out, a deadlock was broken: the same call can succeed later.
             raise StoreUnavailableError(f"could not use the PostgreSQL store {self.label}: {exc}") from exc
+        except psycopg.Error as exc:
+            # Refused for good (no privilege on a table, a statement the server rejects): retrying cannot help.
+            raise StoreError(f"the PostgreSQL store {self.label} refused a request: {exc}") from exc
 
     def _transaction(self) -> AbstractContextManager[Db]:
         return self._connection(write=True)
