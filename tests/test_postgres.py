@@ -354,3 +354,16 @@ CRASH_CHILD = """
         report.write(f"{step}\\n")  # only after log() and log_text() have returned
         step += 1
 """
+
+
+def test_the_contract_suite_fails_rather_than_skips_without_postgresql() -> None:
+    env = {**os.environ, "RUNLANE_TEST_PGPORT": "1"}  # nothing listens there
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "nan_and_infinities and postgresql",
+         "tests/contract/test_store_contract.py"],
+        capture_output=True, text=True, timeout=120, check=False, env=env, cwd=Path(__file__).parent.parent,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    assert "PostgreSQL is needed at 127.0.0.1:1" in result.stdout
+    assert "1 failed" in result.stdout
+    assert "skipped" not in result.stdout
