@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .entities import Bucket
+from .steps import STEP_MAX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +38,7 @@ def buckets(pieces: Sequence[Piece], count: int, start: int | None = None, end: 
     low = int(steps[0]) if start is None else start
     high = int(steps[-1]) if end is None else end
     width = max(1, -(-(high - low + 1) // count))  # ceiling division: count buckets cover the range
-    index = (steps - low) // width
+    index = _bucket_index(steps, low, high, width)
     starts = np.concatenate(([0], np.flatnonzero(index[1:] != index[:-1]) + 1))
     ends = np.append(starts[1:], len(steps)) - 1
     lows = np.fmin.reduceat(values, starts)
@@ -64,3 +65,19 @@ def buckets(pieces: Sequence[Piece], count: int, start: int | None = None, end: 
             strict=True,
         )
     ]
+
+
+def _bucket_index(steps: NDArray[np.int64], low: int, high: int, width: int) -> NDArray[Any]:
+    """Each step's bucket number, ``(step - low) // width``, exact over the whole int64 range."""
+    import numpy as np
+
+    if high - low <= STEP_MAX:
+        index: NDArray[np.int64] = (steps - low) // width
+        return index
+    # A range wider than int64 holds (negative steps to large positive ones): the offsets fit in uint64,
+    # where the subtraction wraps to the exact unsigned difference because every step is >= low.
+    if width >= 2**64:  # one bucket for a range of 2**64 steps
+        return np.zeros(len(steps), dtype=np.uint64)
+    offsets: NDArray[np.uint64] = steps.view(np.uint64) - np.uint64(low % 2**64)
+    wide: NDArray[np.uint64] = offsets // np.uint64(width)
+    return wide

@@ -126,8 +126,8 @@ def test_numpy_and_torch_scalars_and_0d_arrays_are_numbers(run, store_dir: Path)
         ("..", "traversal"),
         ("a//b", "empty segment"),
         ("", "empty"),
-        ("cv/res net", "invalid character"),
-        ("cv/résumé", "invalid character"),
+        ("cv/ res net", "leading or trailing spaces"),
+        ("cv/r\x00sum", "control character"),
         ("x" * 201, "at most 200"),
     ],
 )
@@ -137,8 +137,8 @@ def test_invalid_project_paths_are_refused(store_dir: Path, project: str, messag
     assert not store_dir.exists()
 
 
-def test_backslashes_and_outer_slashes_are_normalized(store_dir: Path) -> None:
-    run = runlane.init(project="\\cv\\resnet50\\", dir=store_dir)
+def test_backslashes_and_trailing_slashes_are_normalized(store_dir: Path) -> None:
+    run = runlane.init(project="cv\\resnet50\\", dir=store_dir)
     run.finish()
     assert run.project == "cv/resnet50"
 
@@ -174,7 +174,7 @@ def test_run_id_and_resume_must_come_together(store_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"step": -1}, ValueError, "non-negative"),
+        ({"step": -(2**63) - 1}, ValueError, "smallest step"),
         ({"step": 1.5}, TypeError, "step must be"),
         ({"step": True}, TypeError, "step must be"),
         ({"stage": 3}, TypeError, "stage must be a string"),

@@ -104,14 +104,20 @@ def test_nested_runs_record_their_parent(store_dir: Path) -> None:
         assert api.run(child.info.run_id).parent_run_id == api.run(parent.info.run_id).id
 
 
-def test_explicit_parent_run_id_must_be_active_and_match() -> None:
+def test_explicit_parent_run_id_must_match_the_active_run_and_may_be_finished() -> None:
     parent = mlflow.start_run()
     child = mlflow.start_run(nested=True, parent_run_id=parent.info.run_id)
     mlflow.end_run()
     with pytest.raises(mlflow.MlflowException, match="does not match the specified parent_run_id"):
         mlflow.start_run(nested=True, parent_run_id=child.info.run_id)
     mlflow.end_run()
-    with pytest.raises(mlflow.MlflowException, match="must be active"):
+    assert mlflow.get_run(parent.info.run_id).info.status == "FINISHED"
+    # MLflow refuses only a deleted parent: a finished one takes more children (a sweep's summary runs).
+    with mlflow.start_run(parent_run_id=parent.info.run_id) as late:
+        pass
+    assert mlflow.get_run(late.info.run_id).data.tags["mlflow.parentRunId"] == parent.info.run_id
+    mlflow.delete_run(parent.info.run_id)
+    with pytest.raises(mlflow.MlflowException, match="deleted state"):
         mlflow.start_run(parent_run_id=parent.info.run_id)
 
 
@@ -174,8 +180,9 @@ def test_start_run_with_run_id_resumes() -> None:
     assert stored.data.tags["resumed"] == "yes"
     with pytest.raises(mlflow.MlflowException, match="together with run_id"):
         mlflow.start_run(run_id=first.info.run_id, experiment_id="0")
-    with pytest.raises(runlane.RunNotFoundError):
+    with pytest.raises(mlflow.MlflowException, match="not found") as unknown:
         mlflow.start_run(run_id="f" * 32)
+    assert unknown.value.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_experiments_create_get_and_set() -> None:

@@ -130,9 +130,9 @@ def test_fork_example_inherits_config_and_continues_after_the_fork_step(mmp42: P
     assert fork.tags == ()
     assert fork.metrics["loss"].first_step == 501
     assert fork.metrics["loss"].last_step == 1000
-    assert stitched.steps == list(range(1001))
-    assert set(stitched.run_ids[:501]) == {parent.id}
-    assert set(stitched.run_ids[501:]) == {fork.id}
+    assert stitched.steps == list(range(1, 1001))  # Pluto's automatic steps start at 1
+    assert set(stitched.run_ids[:500]) == {parent.id}
+    assert set(stitched.run_ids[500:]) == {fork.id}
 
 
 def test_statuses_use_pluto_names_and_fork_properties_are_read_only(store_dir: Path) -> None:
@@ -145,7 +145,7 @@ def test_statuses_use_pluto_names_and_fork_properties_are_read_only(store_dir: P
         run.fork_step = 3  # type: ignore[misc]
     run.finish()
     assert run.status == "COMPLETED"
-    with pytest.raises(ValueError, match="fork_step needs fork_run_id"):
+    with pytest.raises(ValueError, match="fork_run_id and fork_step must be provided together"):
         pluto.init(project="p", fork_step=3, dir=store_dir)
     with pytest.raises(ZeroDivisionError), pluto.init(project="p", dir=store_dir) as failing:
         1 / 0  # noqa: B018

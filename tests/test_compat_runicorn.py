@@ -74,8 +74,8 @@ def test_path_rules(store_dir: Path, tmp_path: Path) -> None:
     with runlane.Api(store_dir) as api:
         projects = {p.name for p in api.projects()}
     assert projects == {"cv/detection/yolo", "research/ablation/seed-42", "root", "default", "win/style/path"}
-    for bad in ("../escape", "a/../b", "bad path!", "a//b"):
-        with pytest.raises(ValueError, match="project path"):
+    for bad in ("../escape", "a/../b", "bad\tpath", "a//b"):
+        with pytest.raises(ValueError, match="project name"):
             rn.init(path=bad, storage=str(store_dir))
 
 

@@ -109,7 +109,9 @@ BAD: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ),
     ("bool", lambda: np.zeros((2, 2), dtype=bool), TypeError, "got dtype bool"),
     ("empty", lambda: np.zeros((0, 3), dtype=np.uint8), ValueError, "at least one pixel"),
-    ("a path", lambda: "image.png", TypeError, "log_image takes a PIL image, a numpy array"),
+    ("a missing file", lambda: "no-such-image.png", FileNotFoundError, "no image file at 'no-such-image.png'"),
+    ("bytes of no image", lambda: b"GIF89a?", ValueError, "the 7 bytes given: not an image file"),
+    ("a dict", lambda: {"path": "x.png"}, TypeError, "log_image takes a PIL image, a numpy array"),
     ("a list", lambda: [[0, 1], [2, 3]], TypeError, "got list"),
     ("None", lambda: None, TypeError, "got NoneType"),
     ("torch HWC", lambda: torch.zeros(8, 8, 3), ValueError, r"\(C, H, W\).*permute\(2, 0, 1\)"),
@@ -149,9 +151,9 @@ def test_bad_keys_captions_and_steps_are_refused(run, store_dir: Path) -> None: 
         run.log_image("k", image, caption=5)
     with pytest.raises(ValueError, match="caption is 5000 characters"):
         run.log_image("k", image, caption="x" * 5000)
-    with pytest.raises(ValueError, match="step must be a non-negative integer"):
-        run.log_image("k", image, step=-1)
-    with pytest.raises(TypeError, match="step must be a non-negative integer"):
+    with pytest.raises(ValueError, match="below the smallest step"):
+        run.log_image("k", image, step=-(2**63) - 1)
+    with pytest.raises(TypeError, match="step must be an integer"):
         run.log_image("k", image, step=1.5)
     run.finish()
     assert _stored(store_dir, run.id) == []

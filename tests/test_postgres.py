@@ -26,7 +26,7 @@ from runlane.errors import StoreError, StoreNotFoundError, StoreUnavailableError
 from runlane.naming import RunRef
 from runlane.store import open_store
 from runlane.store.base import NewRun, Store, WriterSpec
-from runlane.store.postgres_schema import SCHEMA_TABLE
+from runlane.store.postgres_schema import MIGRATIONS, SCHEMA_TABLE
 from tests.conftest import script_env
 from tests.postgres import fresh_database, truncate
 
@@ -187,7 +187,7 @@ def test_processes_opening_a_brand_new_database_at_once_create_the_schema_once(t
         assert go_and_collect(tmp_path, workers) == [[]] * 4
         with psycopg.connect(url) as conn:
             names = [row[0] for row in conn.execute(f"SELECT name FROM {SCHEMA_TABLE}")]
-        assert names == ["0001_core"]
+        assert names == [m.name for m in MIGRATIONS]
 
 
 def test_a_database_written_by_a_newer_runlane_is_refused(postgres_url: str) -> None:

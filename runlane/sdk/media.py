@@ -5,7 +5,9 @@ Accepted:
 - a PIL image: modes ``1``, ``L``, ``LA``, ``P``, ``RGB``, ``RGBA``, ``I;16`` are stored as they are (PNG holds
   them); ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` are converted to RGB;
 - a numpy array of shape (H, W) (grayscale) or (H, W, C) with C = 1 (grayscale), 3 (RGB) or 4 (RGBA);
-- a torch tensor of shape (C, H, W) with C = 1, 3 or 4, or (H, W); on any device, detached.
+- a torch tensor of shape (C, H, W) with C = 1, 3 or 4, or (H, W); on any device, detached;
+- an encoded image file (PNG, JPEG, GIF, BMP, WebP, ... whatever PIL reads): its bytes, or its path as a
+  ``str`` or ``os.PathLike``; decoded here, so a file that is not an image fails now, not in the UI.
 
 Arrays and tensors hold ``uint8`` (stored as is) or floats in [0, 1], which become ``round(x * 255)``
 (0.5 -> 128: round half to even, as numpy rounds). Anything else gets a ``TypeError`` (wrong kind or
@@ -17,6 +19,7 @@ PIL is imported here, on first use; numpy only when an array or tensor is passed
 from __future__ import annotations
 
 import io
+import os
 from typing import Any, NamedTuple
 
 NATIVE_MODES = frozenset({"1", "L", "LA", "P", "RGB", "RGBA", "I;16"})
@@ -33,7 +36,9 @@ class EncodedImage(NamedTuple):
 def encode_png(image: Any) -> EncodedImage:
     """PNG bytes of ``image``; raises ``TypeError``/``ValueError`` for anything that is not an image."""
     module = type(image).__module__.split(".")[0]
-    if module == "PIL":
+    if isinstance(image, (bytes, bytearray, memoryview, str, os.PathLike)):
+        picture = _from_pil(_decode_file(image))
+    elif module == "PIL":
         picture = _from_pil(image)
     elif module == "numpy":
         picture = _from_array(_numpy_hwc(image), "numpy array")
@@ -41,12 +46,35 @@ def encode_png(image: Any) -> EncodedImage:
         picture = _from_array(_torch_hwc(image), "torch tensor")
     else:
         raise TypeError(
-            f"log_image takes a PIL image, a numpy array (H, W) or (H, W, C) or a torch tensor (C, H, W), "
-            f"got {type(image).__name__}"
+            f"log_image takes a PIL image, a numpy array (H, W) or (H, W, C), a torch tensor (C, H, W), "
+            f"or an image file's bytes or path, got {type(image).__name__}"
         )
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")  # no timestamp or other metadata: equal pixels give equal bytes
     return EncodedImage(buffer.getvalue(), picture.width, picture.height)
+
+
+def _decode_file(source: bytes | bytearray | memoryview | str | os.PathLike[str]) -> Any:
+    """A PIL image of an encoded image file given as its bytes or its path, fully read (the file may
+    go away as soon as ``log_image`` returns)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        stream: Any = io.BytesIO(bytes(source))
+        what = f"the {len(source)} bytes given"
+    else:
+        stream = os.fspath(source)
+        what = f"file {stream!r}"
+    try:
+        with Image.open(stream) as opened:
+            opened.load()
+            # A palette or grayscale image with transparency stays what it is; other modes PNG cannot
+            # hold (CMYK JPEGs, 32-bit integer TIFFs) are converted as _from_pil says.
+            return opened if opened.mode in NATIVE_MODES | CONVERTED_MODES else opened.convert("RGBA")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"log_image: no image file at {stream!r}") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"log_image: {what}: not an image file PIL can read") from None
 
 
 def _from_pil(image: Any) -> Any:

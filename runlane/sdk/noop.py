@@ -69,6 +69,9 @@ class NoOpRun:
     def finish(self, status: str | None = None) -> None:
         return None
 
+    def flush(self, *, timeout: float | None = None) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

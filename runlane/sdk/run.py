@@ -25,7 +25,7 @@ from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import check_metric_key
 from ..statuses import FINISHED, normalize_status
-from ..steps import STEP_MAX, as_integer
+from ..steps import STEP_MAX, STEP_MIN, as_integer
 from ..store.ingest import split_lines
 from . import ending, hooks
 from .values import metric_values, plain_mapping
@@ -76,6 +76,7 @@ class Run:
         self._store = store
         self._blobs = blobs
         self._step = next_step
+        self._logged_step: int | None = None  # the latest log() call's step: log_image's default
         self._status = info.status
         self._config = copy.deepcopy(info.config)
         self._tags: dict[str, None] = dict.fromkeys(info.tags)
@@ -215,10 +216,11 @@ class Run:
                     self._warn_about_implicit_steps()
                 if step > STEP_MAX:  # only after an explicit step=STEP_MAX: the counter is one past it
                     raise ValueError(_counter_past_the_end(step))
-            elif type(step) is not int or step < 0 or step > STEP_MAX:
+            elif type(step) is not int or step < STEP_MIN or step > STEP_MAX:
                 step = _check_step(step)
             if not values:
                 self._step = step + 1
+                self._logged_step = step
                 return
             try:
                 record = self._encode_metrics(time.time(), step, stage, values)
@@ -228,6 +230,7 @@ class Run:
                 journal.check_record_size(record, "log()")
             self._journal.append(record)
             self._step = step + 1
+            self._logged_step = step
 
     def log_text(self, text: str) -> None:
         """Append text to the run's log (not printed). Each line is stored with the time it was logged."""
@@ -271,7 +274,8 @@ class Run:
 
     def log_image(self, key: str, image: Any, caption: str | None = None, step: int | None = None) -> None:
         """Record an image under ``key`` at ``step``: a PIL image, a numpy array (H, W) or (H, W, C) with C in
-        1, 3, 4, or a torch tensor (C, H, W); uint8, or floats in [0, 1] (scaled by 255 and rounded).
+        1, 3, 4, or a torch tensor (C, H, W), holding uint8 or floats in [0, 1] (scaled by 255 and rounded);
+        or an image file (PNG, JPEG, ...) as its bytes or its path.
 
         Without ``step`` the image goes with the latest ``log()`` call's step (0 before any), so an image
         logged after a training step lines up with that step's metrics. Stored as a PNG file in the store.
@@ -282,8 +286,12 @@ class Run:
                 raise TypeError(f"caption must be a string, got {type(caption).__name__}")
             if len(caption) > MAX_CAPTION:
                 raise ValueError(f"caption is {len(caption)} characters; at most {MAX_CAPTION}")
-        # Without a step: the latest log()'s (the counter is one past it).
-        step = max(self._step - 1, 0) if step is None else _check_step(step)
+        # Without a step: the latest log()'s; before any, the one before the counter (a resumed run's
+        # highest step), and 0 on a new run.
+        if step is None:
+            step = self._logged_step if self._logged_step is not None else max(self._step - 1, 0)
+        else:
+            step = _check_step(step)
         if self._ended:  # before the encoding work; _append_all checks again under the lock
             raise RunClosedError(self._closed_message())
         from . import media
@@ -347,6 +355,15 @@ class Run:
                     self._journal.append(data)
         except Exception as exc:
             _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
+
+    def flush(self, *, timeout: float | None = None) -> None:
+        """Apply everything this process has logged to the run so far to the store, so that a read made
+        next (``runlane.Api``, ``mlflow.get_run``) sees it. Waits at most ``timeout`` seconds (default as
+        ``finish``); on a busy store it applies what it can and returns. Does nothing once the run ended."""
+        if self._ended or os.getpid() != self._owner_pid:
+            return
+        timeout = self._finish_timeout_s if timeout is None else timeout
+        self._writer.catch_up(self._writer_id, self._journal.path, time.monotonic() + timeout)
 
     # -- ending ---------------------------------------------------------------------------------
 
@@ -489,9 +506,9 @@ if hasattr(os, "register_at_fork"):
 def _check_step(step: Any) -> int:
     value = as_integer(step)
     if value is None:
-        raise TypeError(f"step must be a non-negative integer, got {type(step).__name__} {step!r}")
-    if value < 0:
-        raise ValueError(f"step must be a non-negative integer, got {value}")
+        raise TypeError(f"step must be an integer, got {type(step).__name__} {step!r}")
+    if value < STEP_MIN:
+        raise ValueError(f"step {value} is below the smallest step a store can hold ({STEP_MIN}, -2**63)")
     if value > STEP_MAX:
         raise ValueError(f"step {value} is beyond the largest step a store can hold ({STEP_MAX}, 2**63 - 1)")
     return value

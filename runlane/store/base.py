@@ -8,7 +8,7 @@ run references and plain records so that one contract test suite can hold every 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, NamedTuple
@@ -176,6 +176,16 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def update_project(
+        self, name: str, *, rename: str | None = None, meta: Mapping[str, str | None] | None = None
+    ) -> ProjectInfo:
+        """Rename a project and/or set its metadata keys (a value of None deletes the key), in one transaction.
+
+        ``ProjectNotFoundError`` if there is no project ``name``; renaming onto a name in use is a
+        ``ValueError``. The display key and the runs stay as they are.
+        """
+
+    @abstractmethod
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         """Record that these writers are alive."""
 
@@ -195,6 +205,10 @@ class Store(ABC):
     @abstractmethod
     def projects(self) -> list[ProjectInfo]:
         """Every project, by name."""
+
+    @abstractmethod
+    def project_meta(self, name: str) -> dict[str, str]:
+        """The metadata keys of a project (``update_project``); ``ProjectNotFoundError`` if there is none."""
 
     @abstractmethod
     def runs(

@@ -197,7 +197,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0005_runs_page",
+        "0005_project_meta",
+        # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
+        # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
+        # so the core table stays what every backend shares; a project's rows go with it.
+        """
+        CREATE TABLE project_meta (
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (project_id, key)
+        )
+        """,
+    ),
+    Migration(
+        "0006_runs_page",
         # The runs page (Store.runs_page) sorts by creation time unless told otherwise: these indexes give
         # its first pages without sorting every run of a project (or of the store).
         """

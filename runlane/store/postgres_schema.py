@@ -177,6 +177,18 @@ MIGRATIONS: tuple[Migration, ...] = (
         )
         """,
     ),
+    Migration(
+        "0002_project_meta",
+        # Key/value metadata of a project (Store.update_project): what MLflow keeps on an experiment.
+        """
+        CREATE TABLE project_meta (
+            project_id bigint NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            key text NOT NULL,
+            value text NOT NULL,
+            PRIMARY KEY (project_id, key)
+        )
+        """,
+    ),
 )
 
 

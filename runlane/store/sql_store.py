@@ -22,7 +22,7 @@ import random
 import string
 import time
 from abc import abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -365,6 +365,41 @@ class SQLStore(Store):
             project_id = self._project(db, project, wanted_key)
         return next(p for p in self.projects() if p.id == project_id)
 
+    def update_project(
+        self, name: str, *, rename: str | None = None, meta: Mapping[str, str | None] | None = None
+    ) -> ProjectInfo:
+        project = normalize_project(name)
+        new_name = normalize_project(rename) if rename is not None else None
+        for key, value in (meta or {}).items():
+            if not isinstance(key, str) or not key or (value is not None and not isinstance(value, str)):
+                raise ValueError(
+                    f"project metadata takes non-empty string keys and string values, got {key!r}: {value!r}"
+                )
+        with self._transaction() as db:
+            row = db.one(f"SELECT id FROM projects WHERE name = ?{db.dialect.for_update}", (project,))
+            if row is None:
+                raise ProjectNotFoundError(project)
+            project_id = int(row[0])
+            if new_name is not None and new_name != project:
+                if db.one("SELECT 1 FROM projects WHERE name = ?", (new_name,)):
+                    raise ValueError(f"project {new_name!r} already exists")
+                try:
+                    db.execute("UPDATE projects SET name = ? WHERE id = ?", (new_name, project_id))
+                except Exception as exc:  # a concurrent rename or creation took the name meanwhile
+                    if db.dialect.unique_violation(exc) == "projects.name":
+                        raise ValueError(f"project {new_name!r} already exists") from exc
+                    raise
+            for key, value in (meta or {}).items():
+                if value is None:
+                    db.execute("DELETE FROM project_meta WHERE project_id = ? AND key = ?", (project_id, key))
+                else:
+                    db.execute(
+                        "INSERT INTO project_meta (project_id, key, value) VALUES (?, ?, ?)"
+                        " ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value",
+                        (project_id, key, value),
+                    )
+        return next(p for p in self.projects() if p.id == project_id)
+
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         if not writer_ids:
             return
@@ -408,6 +443,14 @@ class SQLStore(Store):
             " FROM projects p ORDER BY p.name"
         )
         return [ProjectInfo(*row) for row in rows]
+
+    def project_meta(self, name: str) -> dict[str, str]:
+        project = normalize_project(name)
+        with self._reading() as db:
+            row = db.one("SELECT id FROM projects WHERE name = ?", (project,))
+            if row is None:
+                raise ProjectNotFoundError(project)
+            return dict(db.all("SELECT key, value FROM project_meta WHERE project_id = ? ORDER BY key", (row[0],)))
 
     def runs(
         self,

@@ -764,3 +764,23 @@ def test_many_threads_read_while_one_ingests(store: Store) -> None:
     for counts in seen.values():
         assert counts == sorted(counts)  # what a reader saw never went back
         assert counts[-1] == batches * per_batch
+
+
+def test_project_metadata_and_rename_are_atomic_and_kept(store: Store) -> None:
+    store.create_project("vision")
+    store.create_project("audio")
+    assert store.project_meta("vision") == {}
+    store.update_project("vision", meta={"mlflow.tag.team": "cv", "mlflow.lifecycle_stage": "deleted"})
+    store.update_project("vision", meta={"mlflow.lifecycle_stage": None, "mlflow.tag.team": "cv2"})
+    assert store.project_meta("vision") == {"mlflow.tag.team": "cv2"}
+    key = next(p.key for p in store.projects() if p.name == "vision")
+    renamed = store.update_project("vision", rename="vision/v2", meta={"note": "moved"})
+    assert (renamed.name, renamed.key) == ("vision/v2", key)
+    assert store.project_meta("vision/v2") == {"mlflow.tag.team": "cv2", "note": "moved"}
+    with pytest.raises(ProjectNotFoundError):
+        store.project_meta("vision")
+    with pytest.raises(ValueError, match="already exists"):
+        store.update_project("vision/v2", rename="audio", meta={"note": "lost"})
+    assert store.project_meta("vision/v2")["note"] == "moved"  # nothing of a refused update is kept
+    with pytest.raises(ProjectNotFoundError):
+        store.update_project("missing", meta={"a": "b"})
