@@ -146,7 +146,9 @@ def test_a_killed_tee_gives_the_process_its_terminal_back(store_dir: Path) -> No
         run = runlane.init(project="lost", capture_console=True, system_metrics_interval=None)
         print("captured", flush=True)
         with runlane.Api() as api:
+            deadline = time.monotonic() + 60
             while [line.text for line in api.logs(run.id)] != ["captured"]:
+                assert time.monotonic() < deadline, "the captured line was not stored within 60 s"
                 time.sleep(0.01)
         # The drain process is a child too: the tee is the one running tee.py.
         (tee,) = [p for p in psutil.Process().children() if "capture.tee" in " ".join(p.cmdline())]

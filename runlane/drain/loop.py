@@ -14,14 +14,14 @@ lost acknowledgement (the store committed, the answer never arrived), nothing is
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import journal
 from ..config import Tunables
+from ..diagnostics import log
 from ..errors import OffsetConflictError, StoreUnavailableError
 from ..journal import JournalCorruptError, JournalReader
-from ..logs import log
 from ..spool import journal_path
 from ..store.base import OpenWriter, Store
 
@@ -33,8 +33,7 @@ BATCH_BYTES = 1024 * 1024
 __all__ = ["BATCH_BYTES", "Drain", "Owner", "Tunables"]
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(NamedTuple):
     """The process whose writers a drain serves."""
 
     host: str
@@ -45,12 +44,16 @@ class Owner:
         return writer.host == self.host and writer.pid == self.pid and writer.pid_started == self.pid_started
 
 
-@dataclass
 class _Tail:
-    writer: OpenWriter
-    path: Path
-    reader: JournalReader
-    broken: bool = False  # damaged or refused: kept for inspection, left to the owner and recovery
+    # A plain class, not a dataclass: this module loads on every first init(), and a dataclass costs
+    # generating and compiling its methods there.
+    __slots__ = ("broken", "path", "reader", "writer")
+
+    def __init__(self, writer: OpenWriter, path: Path, reader: JournalReader) -> None:
+        self.writer = writer
+        self.path = path
+        self.reader = reader
+        self.broken = False  # damaged or refused: kept for inspection, left to the owner and recovery
 
 
 class Drain:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
-
-from .runs_query import fold_ascii
+from typing import Any, NamedTuple, Protocol
 
 
 class Cursor(Protocol):
@@ -27,8 +24,7 @@ class Cursor(Protocol):
     def __iter__(self) -> Iterator[Any]: ...
 
 
-@dataclass(frozen=True)
-class Dialect:
+class Dialect(NamedTuple):
     """The parts of SQL the two engines spell differently.
 
     ``for_update``: appended to a SELECT that must lock the rows it reads until commit (PostgreSQL; SQLite's
@@ -106,6 +102,8 @@ def pyformat(sql: str) -> str:
 
 def like_pattern(text: str) -> str:
     """The pattern for ``Dialect.like`` that finds ``text`` anywhere, its own ``%``/``_`` taken literally."""
+    from .runs_query import fold_ascii
+
     escaped = fold_ascii(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 

@@ -18,8 +18,6 @@ and looked up again when that inserted nothing, so concurrent creators of one pr
 from __future__ import annotations
 
 import math
-import random
-import string
 import time
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
@@ -52,14 +50,15 @@ from ..merge import deep_merge
 from ..naming import RunRef, check_project_key, normalize_project, project_key_candidates, split_display_id
 from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
-from . import sql_runs, sql_series
+from . import sql_series
 from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
-from .runs_query import RunsPage, RunsQuery, decode_offset, encode_offset
 from .sql import Db, Dialect, like_pattern, marks
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from .runs_query import RunsPage, RunsQuery
 
 _RUN_COLUMNS = (
     "r.id, r.uid, p.key, r.seq, p.name, r.name, r.alias, r.notes, r.status, r.status_reason, r.created_at,"
@@ -127,7 +126,9 @@ class SQLStore(Store):
         while True:
             key = next(untried, None)
             if key is None:  # every derived key is taken: fall back to random letters
-                key = "".join(random.choices(string.ascii_uppercase, k=4))
+                import random  # only here: most processes never need it
+
+                key = "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=4))
             made = db.execute(
                 "INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                 (name, key, time.time()),
@@ -483,6 +484,9 @@ class SQLStore(Store):
         return self._run_infos(where, params, only_primary=metrics == "primary")
 
     def runs_page(self, query: RunsQuery) -> RunsPage:
+        from . import sql_runs  # only readers that page pay for it, never init()
+        from .runs_query import RunsPage, decode_offset, encode_offset
+
         query.check()
         with self._reading() as db:
             found = sql_runs.page(db, query)
