@@ -28,10 +28,12 @@ test: dev lint typecheck  ## install test dependencies, then lint, type-check an
 	$(PYTHON) -m pytest
 
 bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/README.md)
+	$(PIP) install -q -e ".[postgres]"  # bench_store.py compares the SQLite and PostgreSQL stores
 	$(PYTHON) benchmarks/bench_core.py
 	$(PYTHON) benchmarks/bench_history.py
 	$(PYTHON) benchmarks/bench_listing.py
 	$(PYTHON) benchmarks/bench_writer.py
+	$(PYTHON) benchmarks/bench_store.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .runlane

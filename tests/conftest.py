@@ -107,3 +107,12 @@ def stored_status(store: Path, run_id: int) -> str:
         return str(status)
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the test module's own, dropped afterwards (see tests/postgres.py)."""
+    from tests.postgres import fresh_database
+
+    with fresh_database() as url:
+        yield url

@@ -40,6 +40,8 @@ SCHEMES: dict[str, Opener | str] = {
     "sqlite": _open_sqlite,
     "http": "runlane.store.http:open_http",
     "https": "runlane.store.http:open_http",
+    "postgresql": "runlane.store.postgres:PostgresStore",
+    "postgres": "runlane.store.postgres:PostgresStore",  # libpq accepts both spellings
 }
 
 

@@ -1,5 +1,9 @@
 """Named, ordered schema migrations for the SQLite store, recorded in the database they changed.
 
+The SQLite-only parts of running them (``sqlite_master``, ``rowid``, ``BEGIN IMMEDIATE`` as the lock) are
+here; the PostgreSQL store has its own schema and runner (``postgres_schema``) and shares the rule that a
+database migrated by a newer runlane is refused (``newer_schema_error``).
+
 Each migration runs in the same transaction as the row that records it, so a store is never left
 half-migrated, and several processes opening a new store at once apply each migration exactly once.
 Append new migrations at the end; never edit one that has shipped.
@@ -222,6 +226,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE UNIQUE INDEX api_keys_valid_by_name ON api_keys(name) WHERE revoked_at IS NULL;
         """,
     ),
+    Migration(
+        "0007_runs_page",
+        # The runs page (Store.runs_page) sorts by creation time unless told otherwise: these indexes give
+        # its first pages without sorting every run of a project (or of the store).
+        """
+        CREATE INDEX runs_by_project_created ON runs(project_id, created_at, id);
+        CREATE INDEX runs_by_created ON runs(created_at, id);
+        CREATE INDEX runs_by_project_started ON runs(project_id, started_at, id);
+        """,
+    ),
 )
 
 
@@ -236,8 +250,9 @@ def applied(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
 
-def _newer(done: list[str]) -> StoreError | None:
-    known = {m.name for m in MIGRATIONS}
+def newer_schema_error(done: list[str], migrations: tuple[Migration, ...]) -> StoreError | None:
+    """The error to refuse a database with, if it records migrations this runlane does not know."""
+    known = {m.name for m in migrations}
     unknown = [name for name in done if name not in known]
     if not unknown:
         return None
@@ -250,7 +265,7 @@ def _newer(done: list[str]) -> StoreError | None:
 def require_current(conn: sqlite3.Connection, path: object) -> None:
     """Check, without writing, that the schema is this runlane's (for a store opened read-only)."""
     done = applied(conn)
-    newer = _newer(done)
+    newer = newer_schema_error(done, MIGRATIONS)
     if newer is not None:
         raise newer
     if done != [m.name for m in MIGRATIONS]:
@@ -266,7 +281,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     try:
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         done = applied(conn)  # re-read under the write lock: another process may have migrated
-        newer = _newer(done)
+        newer = newer_schema_error(done, MIGRATIONS)
         if newer is not None:
             raise newer
         for migration in MIGRATIONS:

@@ -14,6 +14,9 @@ Sort keys:
   the field (or with a list or object there) come last in either direction;
 - ``best``: the primary metric's best value (runs without one come last).
 
+Search: the display id, name, alias or notes contain the text, ignoring the case of ASCII letters (only
+those: ``fold_ascii``), as the search of a run's logs does.
+
 The cursor is opaque to callers: pass back ``RunsPage.next_cursor`` unchanged, with the same query.
 """
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import string
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,9 +136,18 @@ def field_value(run: RunInfo, sort: str) -> Any:
     return node if isinstance(node, (int, float, str)) else None
 
 
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def fold_ascii(text: str) -> str:
+    """``text`` with ASCII letters in lower case and every other character as it is: the case folding of
+    every search in runlane (SQL engines agree on ASCII, not on the rest of Unicode)."""
+    return text.translate(_ASCII_LOWER)
+
+
 def matches_search(run: RunInfo, text: str) -> bool:
-    needle = text.casefold()
-    return any(needle in value.casefold() for value in (run.display_id, run.name, run.alias, run.notes) if value)
+    needle = fold_ascii(text)
+    return any(needle in fold_ascii(value) for value in (run.display_id, run.name, run.alias, run.notes) if value)
 
 
 def reference_page(candidates: list[RunInfo], query: RunsQuery) -> RunsPage:

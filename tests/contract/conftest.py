@@ -1,11 +1,12 @@
 """The store contract fixture: one ``store`` per backend, every contract test run against each.
 
 Each backend is a param of ``store`` and a factory in ``FACTORIES`` that opens an empty store of that kind
-under the test's ``tmp_path``. A PostgreSQL store joins by adding ``"postgresql"`` and a factory that opens
-a fresh database (one per test). The HTTP store (``http``) is a client of one real server process for the
-whole suite (``multistore.py``), which serves each test a fresh SQLite store in that test's ``tmp_path``
-under its own URL prefix. The tests never reach past ``runlane.store.base.Store``, so nothing else has to
-change for them.
+for one test. SQLite: a new store directory under the test's ``tmp_path``. PostgreSQL: the test module's
+own database on the local server (``postgres_url``, made fresh per module and dropped afterwards), emptied
+before each test; a missing server fails these tests, never skips them. HTTP (``http``): a client of one real
+server process for the whole suite (``multistore.py``), which serves each test a fresh SQLite store in that
+test's ``tmp_path`` under its own URL prefix. The tests never reach past ``runlane.store.base.Store``, so
+nothing else has to change for them.
 """
 
 from __future__ import annotations
@@ -19,18 +20,26 @@ import pytest
 
 from runlane.store import open_store
 from runlane.store.base import Store
+from tests.postgres import truncate
 
 from ..servers import Server, wait_ready
 
 
-def _sqlite(tmp_path: Path) -> Store:
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     return open_store(tmp_path / "store")
+
+
+def _postgresql(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    url: str = request.getfixturevalue("postgres_url")
+    opened = open_store(url)  # creates the schema on the module's first test
+    truncate(url)
+    return opened
 
 
 _SERVERS: list[Server] = []
 
 
-def _http(tmp_path: Path) -> Store:
+def _http(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
     from .multistore import token
 
     if not _SERVERS:
@@ -53,7 +62,11 @@ def _http(tmp_path: Path) -> Store:
 
 
 #: backend name -> how to open an empty store of that kind for one test.
-FACTORIES: dict[str, Callable[[Path], Store]] = {"sqlite": _sqlite, "http": _http}
+FACTORIES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "sqlite": _sqlite,
+    "postgresql": _postgresql,
+    "http": _http,
+}
 BACKENDS = tuple(FACTORIES)
 
 
@@ -66,7 +79,7 @@ def _stop_servers() -> Iterator[None]:
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = FACTORIES[request.param](tmp_path)
+    opened = FACTORIES[request.param](tmp_path, request)
     try:
         yield opened
     finally:

@@ -7,7 +7,9 @@ consecutive batches of one writer's journal with the byte offsets the records oc
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import msgpack
@@ -25,7 +27,7 @@ from runlane.errors import (
 from runlane.lineage import resolve_parent
 from runlane.naming import RunRef
 from runlane.store.base import ForkRequest, NewRun, Store, WriterSpec
-from runlane.store.runs_query import RunsPage, RunsQuery
+from runlane.store.runs_query import BEST, COLUMNS, RunsPage, RunsQuery, reference_page
 
 T0 = 1_700_000_000.0
 
@@ -618,24 +620,95 @@ def test_runs_page_refuses_bad_queries_naming_the_argument(store: Store, query: 
         store.runs_page(query)
 
 
-def test_project_metadata_and_rename_are_atomic_and_kept(store: Store) -> None:
-    store.create_project("vision")
-    store.create_project("audio")
-    assert store.project_meta("vision") == {}
-    store.update_project("vision", meta={"mlflow.tag.team": "cv", "mlflow.lifecycle_stage": "deleted"})
-    store.update_project("vision", meta={"mlflow.lifecycle_stage": None, "mlflow.tag.team": "cv2"})
-    assert store.project_meta("vision") == {"mlflow.tag.team": "cv2"}
-    key = next(p.key for p in store.projects() if p.name == "vision")
-    renamed = store.update_project("vision", rename="vision/v2", meta={"note": "moved"})
-    assert (renamed.name, renamed.key) == ("vision/v2", key)
-    assert store.project_meta("vision/v2") == {"mlflow.tag.team": "cv2", "note": "moved"}
-    with pytest.raises(ProjectNotFoundError):
-        store.project_meta("vision")
-    with pytest.raises(ValueError, match="already exists"):
-        store.update_project("vision/v2", rename="audio", meta={"note": "lost"})
-    assert store.project_meta("vision/v2")["note"] == "moved"  # nothing of a refused update is kept
-    with pytest.raises(ProjectNotFoundError):
-        store.update_project("missing", meta={"a": "b"})
+def random_runs(store: Store, rng: random.Random, count: int) -> None:
+    """Runs whose sortable fields take few values (ties), every JSON type and absences, in two projects."""
+    numbers: list[Any] = [0, 1, 2.5, -1, 1.0, True, False, 1e300, -0.5]
+    strings: list[Any] = ["a", "B", "b", "", "ä", "a b"]
+    others: list[Any] = [None, [1], {"x": 1}]
+
+    def value() -> Any:
+        return rng.choice([*numbers, *strings, *others, "missing", "missing"])
+
+    def fields() -> dict[str, Any]:
+        out = {}
+        for key in ("lr", "name"):
+            chosen = value()
+            if chosen != "missing":
+                out[key] = chosen
+        nested = rng.choice(["object", "list", "missing"])
+        if nested == "object":
+            out["opt"] = {"lr": value()} if rng.random() < 0.8 else {}
+        elif nested == "list":
+            out["opt"] = [value()]
+        return out
+
+    for i in range(count):
+        run = new_run(
+            store,
+            f"{i:032x}",
+            project=rng.choice(["p", "p", "q"]),
+            name=rng.choice([None, "alpha", "Alpha beta", "gamma", "ä", ""]),
+            alias=rng.choice([None, None, "best-AL", "al_1", "100%"]),
+            notes=rng.choice([None, "ALPHA notes", "a_b", "x"]),
+            config=fields(),
+            tags=tuple(tag for tag in ("a", "b", "c") if rng.random() < 0.5),
+        )
+        run.append(journal.Summary.new(T0, fields()))
+        if rng.random() < 0.7:
+            run.append(journal.Primary.new(T0, "loss", rng.choice(["min", "max"])))
+        for step in range(rng.randrange(4)):
+            loss = rng.choice([0.5, 1.0, 2.0, math.nan, math.inf, -math.inf])
+            run.append(journal.Metrics.new(T0 + step, step, None, {"loss": loss}))
+        ending = rng.choice(["finished", "failed", "killed", None, None])
+        if ending is not None:
+            run.append(journal.End.new(T0 + rng.choice([5.0, 50.0, 500.0]), ending, None))
+        assert run.offer()
+
+
+def reference(store: Store, query: RunsQuery) -> RunsPage:
+    candidates = store.runs(query.project, list(query.statuses) or None, list(query.tags) or None, metrics="primary")
+    return reference_page(candidates, query)
+
+
+SORTS = (*COLUMNS, BEST, "config.lr", "config.name", "config.opt.lr", "config.opt", "summary.lr", 'config.no"such')
+
+
+def test_runs_page_returns_the_reference_pages_over_random_runs(store: Store) -> None:
+    rng = random.Random(7)
+    random_runs(store, rng, 60)
+    queries = [
+        RunsQuery(
+            project=rng.choice([None, "p", "q"]),
+            sort=sort,
+            descending=descending,
+            statuses=rng.choice([(), (), ("running",), ("finished", "failed")]),
+            tags=rng.choice([(), (), ("a",), ("a", "b")]),
+            search=rng.choice([None, None, "AL", "-1", "a_", "100%", "ä"]),
+            limit=rng.choice([1, 4, 7, 50]),
+        )
+        for sort in SORTS
+        for descending in (True, False)
+        for _ in range(3)
+    ]
+    for query in queries:
+        cursor = None
+        while True:
+            paged = replace(query, cursor=cursor)
+            got, expected = store.runs_page(paged), reference(store, paged)
+            assert [r.id for r in got.runs] == [r.id for r in expected.runs], paged
+            assert (got.total, got.next_cursor) == (expected.total, expected.next_cursor), paged
+            assert [(r.display_id, r.best_value, r.config) for r in got.runs] == [
+                (r.display_id, r.best_value, r.config) for r in expected.runs
+            ]
+            if got.next_cursor is None:
+                break
+            cursor = got.next_cursor
+
+
+def test_runs_page_of_an_unknown_project_is_project_not_found(store: Store) -> None:
+    new_run(store, "a" * 32)
+    with pytest.raises(ProjectNotFoundError, match="nowhere"):
+        store.runs_page(RunsQuery(project="nowhere"))
 
 
 # -- threads: a server reads from many while one writes -------------------------------------------------
@@ -691,3 +764,23 @@ def test_many_threads_read_while_one_ingests(store: Store) -> None:
     for counts in seen.values():
         assert counts == sorted(counts)  # what a reader saw never went back
         assert counts[-1] == batches * per_batch
+
+
+def test_project_metadata_and_rename_are_atomic_and_kept(store: Store) -> None:
+    store.create_project("vision")
+    store.create_project("audio")
+    assert store.project_meta("vision") == {}
+    store.update_project("vision", meta={"mlflow.tag.team": "cv", "mlflow.lifecycle_stage": "deleted"})
+    store.update_project("vision", meta={"mlflow.lifecycle_stage": None, "mlflow.tag.team": "cv2"})
+    assert store.project_meta("vision") == {"mlflow.tag.team": "cv2"}
+    key = next(p.key for p in store.projects() if p.name == "vision")
+    renamed = store.update_project("vision", rename="vision/v2", meta={"note": "moved"})
+    assert (renamed.name, renamed.key) == ("vision/v2", key)
+    assert store.project_meta("vision/v2") == {"mlflow.tag.team": "cv2", "note": "moved"}
+    with pytest.raises(ProjectNotFoundError):
+        store.project_meta("vision")
+    with pytest.raises(ValueError, match="already exists"):
+        store.update_project("vision/v2", rename="audio", meta={"note": "lost"})
+    assert store.project_meta("vision/v2")["note"] == "moved"  # nothing of a refused update is kept
+    with pytest.raises(ProjectNotFoundError):
+        store.update_project("missing", meta={"a": "b"})
