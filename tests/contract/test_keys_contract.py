@@ -17,7 +17,7 @@ KEEPERS = tuple(name for name in FACTORIES if name != "http")
 
 @pytest.fixture(params=KEEPERS)
 def keeper(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = FACTORIES[request.param](tmp_path)
+    opened = FACTORIES[request.param](tmp_path, request)
     try:
         yield opened
     finally:
