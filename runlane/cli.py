@@ -210,7 +210,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .config import Settings
     from .server.serve import serve_ui
 
-    return serve_ui(Settings.resolve(args.dir).dir, port=args.port)
+    return serve_ui(Settings.resolve(args.dir).dir, port=args.port, open_browser=not args.no_browser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="Browse the local store in a web browser (127.0.0.1 only).")
     ui.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
     ui.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    ui.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a web browser")
     ui.set_defaults(handler=cmd_ui)
     return parser
 

@@ -248,11 +248,15 @@ export function MetricChart(props) {
       data-min=${hasData ? info.min : ""}
       data-max=${hasData ? info.max : ""}
       data-runs=${info.runs.join(",")}
+      data-layers=${info.spans.join(",")}
       data-forks=${(props.markers || []).filter((m) => m.kind === "fork").map((m) => m.step).join(",")}
     >
       <div class="chart-head">
         <span class="chart-title" title=${props.title}>${props.title}</span>
         ${props.loading && hasData ? html`<span class="spinner" title="loading"></span>` : null}
+        ${props.legend && layers && layers.length > 1
+          ? html`<span class="chart-legend">${[...new Map(layers.map((l) => [l.source || l.label, l.color])).entries()].map(([name, color]) => html`<span><i class="swatch" style=${`background:${color}`}></i>${name}</span>`)}</span>`
+          : null}
         ${props.zoomed ? html`<button class="btn-link zoom-reset" onClick=${props.onReset}>reset zoom</button>` : null}
         ${props.toolbar}
       </div>

@@ -38,7 +38,9 @@ export function RunMetricChart({ run, lineage, metricKey, settings, syncKey, hei
     xMode: settings.xMode,
     lastStep: summary ? summary.last_step : null,
   });
-  const stages = useStages(run.id, metricKey, stitched, summary);
+  // A key only ancestors logged has no summary of this run's own: size the stage scan by theirs.
+  const sized = summary || (stitched && lineage ? lineage.ancestors.map((a) => a.metrics && a.metrics[metricKey]).find(Boolean) : null);
+  const stages = useStages(run.id, metricKey, stitched, sized);
   useEffect(() => setRange(null), [stitched, settings.xMode]);
 
   const names = useMemo(() => {
@@ -81,6 +83,7 @@ export function RunMetricChart({ run, lineage, metricKey, settings, syncKey, hei
 
   return html`<${MetricChart}
     title=${metricKey}
+    legend=${true}
     layers=${layers}
     markers=${markers}
     xMode=${settings.xMode}

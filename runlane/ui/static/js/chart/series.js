@@ -138,16 +138,21 @@ export function describe(layers) {
   let last = -Infinity;
   let points = 0;
   const runs = new Set();
+  const spans = [];
   for (const layer of layers) {
+    let own = null;
     for (let i = 0; i < layer.x.length; i += 1) {
       if (layer.count[i] === 0) continue; // a join point belongs to the piece before
       runs.add(layer.runId);
+      if (own === null) own = [layer.start[i], layer.end[i]];
+      own[1] = layer.end[i];
       points += layer.count[i];
       if (layer.min[i] !== null && layer.min[i] < min) min = layer.min[i];
       if (layer.max[i] !== null && layer.max[i] > max) max = layer.max[i];
       if (layer.start[i] < first) first = layer.start[i];
       if (layer.end[i] > last) last = layer.end[i];
     }
+    if (own !== null) spans.push(`${layer.runId}:${own[0]}-${own[1]}`);
   }
-  return { min, max, first, last, points, runs: [...runs] };
+  return { min, max, first, last, points, runs: [...runs], spans };
 }

@@ -15,12 +15,14 @@ export function chartSettings(query) {
 }
 
 export function ChartToolbar({ settings, showInherited, children }) {
-  const set = (changes) => navigate(withQuery(changes), { replace: true });
+  // A switch is a history entry (back undoes it); dragging the smoothing slider replaces the current one.
+  const set = (changes) => navigate(withQuery(changes));
+  const slide = (changes) => navigate(withQuery(changes), { replace: true });
   return html`<div class="toolbar chart-toolbar">
     <label class="tb-item" title="exponential moving average of the line (the band keeps the raw range)">
       smoothing
       <input type="range" min="0" max="0.99" step="0.01" value=${settings.smoothing}
-        onInput=${(e) => set({ smooth: Number(e.target.value) ? e.target.value : null })} />
+        onInput=${(e) => slide({ smooth: Number(e.target.value) ? e.target.value : null })} />
       <span class="mono tb-value">${settings.smoothing.toFixed(2)}</span>
     </label>
     <label class="tb-item"><input type="checkbox" name="log" checked=${settings.logScale} onChange=${(e) => set({ log: e.target.checked ? "1" : null })} /> log scale</label>

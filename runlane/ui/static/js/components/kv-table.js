@@ -15,7 +15,7 @@ export function KeyValues({ data, title, empty }) {
     ${rows.length === 0
       ? html`<div class="muted pad">${empty || "nothing recorded"}</div>`
       : html`<table class="kv-table"><tbody>
-          ${shown.map(([key, value]) => html`<tr><th title=${key}>${key}</th><td class=${typeof value === "number" ? "num" : ""}>${fmtValue(value)}</td></tr>`)}
+          ${shown.map(([key, value]) => html`<tr><th title=${key}>${key}</th><td>${fmtValue(value)}</td></tr>`)}
         </tbody></table>`}
   </section>`;
 }

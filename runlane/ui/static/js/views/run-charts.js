@@ -19,7 +19,10 @@ export function ChartsTab({ run, lineage, query }) {
   const settings = chartSettings(query);
   const [filter, setFilter] = useState("");
   const [collapsed, setCollapsed] = useState(() => new Set());
-  const keys = Object.keys(run.metrics).filter((k) => !k.startsWith("sys/") && k.toLowerCase().includes(filter.toLowerCase()));
+  // With inherited points shown, a key only an ancestor logged still has a (stitched) chart here.
+  const owned = Object.keys(run.metrics);
+  const inherited = settings.inherited ? lineage.ancestors.flatMap((a) => Object.keys(a.metrics || {})) : [];
+  const keys = [...new Set([...owned, ...inherited])].filter((k) => !k.startsWith("sys/") && k.toLowerCase().includes(filter.toLowerCase()));
   const groups = groupKeys(keys);
   const toggle = (group) => {
     const next = new Set(collapsed);

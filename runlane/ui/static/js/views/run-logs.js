@@ -96,8 +96,11 @@ export function LogsTab({ run, query }) {
   const count = Math.ceil(height / ROW) + 60;
   const visible = lines.slice(first, first + count);
   const toggleStream = (stream) => {
-    const next = streams.includes(stream) ? streams.filter((s) => s !== stream) : [...streams, stream];
-    navigate(withQuery({ stream: next.length === STREAMS.length ? [] : next }), { replace: true });
+    // No stream parameter means every stream; a click turns one off or back on (never the last one off).
+    const shown = streams.length ? streams : STREAMS;
+    const next = shown.includes(stream) ? shown.filter((s) => s !== stream) : [...shown, stream];
+    if (next.length === 0) return;
+    navigate(withQuery({ stream: next.length === STREAMS.length ? [] : STREAMS.filter((s) => next.includes(s)) }));
   };
   const onScroll = (e) => {
     const el = e.currentTarget;
