@@ -12,8 +12,8 @@ import ipaddress
 import os
 import socket
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StoreError

@@ -75,6 +75,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     yield running
     if process.poll() is None:
         running.stop()
+    process.stdout.close()
 
 
 @pytest.fixture(scope="module")

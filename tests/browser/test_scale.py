@@ -22,6 +22,7 @@ POINTS = 1_000_000
 SPIKE_STEP = 654_321
 SPIKE = 100.0
 RUNS = 10_000
+LINES = 100_000
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,9 @@ def _many_runs(store: Path) -> None:
     with open_store(str(store), create=True) as backend:
         for i in range(RUNS):
             writer = WriterSpec(uuid.uuid4().hex, "bench-host", os.getpid(), None, "")
-            backend.create_run(NewRun(uid=uuid.uuid4().hex, project="big", name=f"run-{i:05d}", config={"i": i}), writer)
+            backend.create_run(
+                NewRun(uid=uuid.uuid4().hex, project="big", name=f"run-{i:05d}", config={"i": i}), writer
+            )
             backend.close_writer(writer.id, "finished")
 
 
@@ -44,8 +47,11 @@ def _many_runs(store: Path) -> None:
 def big(tmp_path_factory: pytest.TempPathFactory) -> Big:
     store = tmp_path_factory.mktemp("ui-big") / "store"
     run = runlane.init(project="long", name="million", dir=store, system_metrics_interval=None)
+    assert isinstance(run, runlane.Run)
     for step in range(POINTS):
         run.log({"loss": SPIKE if step == SPIKE_STEP else 1.0 + (step % 100) / 1000}, step=step)
+    # log_text splits text into lines itself: one call stores 100,000 lines.
+    run.log_text("\n".join(f"line {i:06d} of the long log" for i in range(LINES)))
     run.finish()
     _many_runs(store)
     return Big(store, run.display_id)
@@ -98,7 +104,7 @@ def test_ten_thousand_runs_page_on_the_server(ui: Watched) -> None:
     expect(page.locator("tbody tr[data-run]").first).to_contain_text("run-09999")  # newest first
     ui.shot("runs-10000")
     page.get_by_role("button", name="Next →").click()
-    expect(page.locator(".pager")).to_contain_text("101–200 of 10,000")
+    expect(page.locator(".pager")).to_contain_text("101\u2013200 of 10,000")  # an en dash, as typeset
     expect(page.locator("tbody tr[data-run]").first).to_contain_text("run-09899")
     page.reload()
     expect(page.locator("tbody tr[data-run]").first).to_contain_text("run-09899")
@@ -108,3 +114,16 @@ def test_ten_thousand_runs_page_on_the_server(ui: Watched) -> None:
     expect(page.locator("tbody tr[data-run]").first).to_contain_text("run-00000")
     page.locator('th[data-sort="config.i"] a').click()
     expect(page.locator("tbody tr[data-run]").first).to_contain_text("run-09999")
+
+
+def test_a_hundred_thousand_log_lines_scroll_with_only_the_visible_rows_in_the_page(ui: Watched, big: Big) -> None:
+    page = ui.open(f"/run/{big.series}/logs")
+    expect(page.locator("[data-lines]")).to_have_attribute("data-lines", str(LINES), timeout=30_000)
+    expect(page.locator("[data-lines]")).not_to_contain_text("loading")
+    assert page.locator(".log-line").count() < 300  # a virtual list: the DOM holds a window, not 100,000 rows
+    page.locator(".log-box").evaluate("el => { el.scrollTop = 18 * 50000; }")
+    expect(page.locator(".log-line", has_text="line 050000 of the long log")).to_be_visible()
+    assert page.locator(".log-line").count() < 300
+    ui.shot("logs-100000")
+    page.locator(".log-box").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(page.locator(".log-line", has_text=f"line {LINES - 1:06d} of the long log")).to_be_visible()

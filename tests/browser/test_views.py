@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, expect
 
 import runlane
 from tests.browser.conftest import Watched, ui_server, watch
@@ -76,7 +76,8 @@ def _build(store: Path, workspace: Path) -> Demo:
             run.log({"loss": 1.0})
     with runlane.Api(store) as api:
         info = api.run(base.id)
-    assert info.best_step is not None and info.best_value is not None
+    assert info.best_step is not None
+    assert info.best_value is not None
     return Demo(store, base, fork, other, info.best_step, info.best_value)
 
 
@@ -103,7 +104,8 @@ def ui(browser: Browser, server: Server) -> Iterator[Watched]:
 
 
 def rows(ui: Watched) -> list[str]:
-    return ui.page.locator("tbody tr[data-run]").evaluate_all("rows => rows.map(r => r.dataset.run)")
+    found: list[str] = ui.page.locator("tbody tr[data-run]").evaluate_all("rows => rows.map(r => r.dataset.run)")
+    return found
 
 
 def test_projects_tree_with_run_counts(ui: Watched) -> None:
@@ -193,7 +195,7 @@ def test_run_page_shows_header_config_summary_and_lineage(ui: Watched, demo: Dem
     expect(page.locator(".run-head")).to_contain_text("low-lr")
 
 
-def chart(ui: Watched, key: str):  # type: ignore[no-untyped-def]
+def chart(ui: Watched, key: str) -> Locator:
     return ui.page.locator(f'.chart[data-key="{key}"]')
 
 
@@ -231,7 +233,7 @@ def test_charts_mark_best_step_and_stages_and_switch_axes(ui: Watched, demo: Dem
     expect(acc.locator(f'.mk-best[data-step="{demo.best_step}"]')).to_be_visible()
     loss = chart(ui, "train/loss")
     expect(loss.locator('.mk-stage[data-step="50"]')).to_contain_text("main")
-    expect(loss.locator(f'.mk-child[data-step="100"]')).to_contain_text(demo.fork.display_id)
+    expect(loss.locator('.mk-child[data-step="100"]')).to_contain_text(demo.fork.display_id)
     expect(page.locator('.chart-group[data-group="train"]')).to_be_visible()
     expect(page.locator('.chart-group[data-group="val"]')).to_be_visible()
     expect(page.locator(".chart[data-key^='sys/']")).to_have_count(0)  # system metrics have their own tab
@@ -277,7 +279,10 @@ def test_images_tab_steps_through_images_with_captions(ui: Watched, demo: Demo) 
     card = page.locator('.image-card[data-key="samples"]')
     expect(card.locator('[data-field="step"]')).to_have_text("step 199")
     expect(card.locator('[data-field="caption"]')).to_have_text("samples at 199")
-    page.wait_for_function("() => { const i = document.querySelector('.image-card img'); return i && i.complete && i.naturalWidth === 24; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('.image-card img');"
+        " return i && i.complete && i.naturalWidth === 24; }"
+    )
     ui.shot("run-images")
     card.get_by_label("previous image").click()
     expect(card.locator('[data-field="caption"]')).to_have_text("samples at 100")

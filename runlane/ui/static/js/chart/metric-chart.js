@@ -165,7 +165,8 @@ function showTooltip(u, state) {
   const step = steps[idx];
   const x = data[0][idx];
   const xText = state.props.xMode === "time" ? new Date(x * 1000).toLocaleTimeString() : state.props.xMode === "relative" ? fmtDuration(x) : null;
-  tip.innerHTML = `<div class="tt-head">step ${fmtNumber(step)}${xText ? ` · ${xText}` : ""}</div>${rows.join("")}`;
+  const head = state.props.noSteps ? xText : `step ${fmtNumber(step)}${xText ? ` · ${xText}` : ""}`;
+  tip.innerHTML = `<div class="tt-head">${head}</div>${rows.join("")}`;
   tip.style.display = "block";
   const left = u.cursor.left;
   const flip = left > u.over.clientWidth / 2;
@@ -211,8 +212,12 @@ export function MetricChart(props) {
       placeMarkers(plot.current, s);
     }
     host.current.closest(".chart").dataset.state = "drawn";
-    performance.mark("runlane:chart-drawn", { detail: props.title });
-    if (props.zoomed) performance.mark("runlane:zoom-drawn", { detail: props.title });
+    // Marks for benchmarks: only when new data was drawn (not a marker or style change).
+    if (s.drawnLayers !== layers) {
+      performance.mark("runlane:chart-drawn", { detail: props.title });
+      if (props.zoomed) performance.mark("runlane:zoom-drawn", { detail: props.title });
+      s.drawnLayers = layers;
+    }
     return undefined;
   }, [layers, props.markers, xMode, logScale, hasData]);
 

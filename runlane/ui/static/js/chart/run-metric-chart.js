@@ -11,9 +11,10 @@ import { useBuckets } from "./use-buckets.js";
 // Stage labels come with raw points only; a series this short is read raw once to find where they change.
 const STAGE_SCAN_LIMIT = 20000;
 
-function useStages(ref, key, stitched, summary) {
+function useStages(ref, key, stitched, summary, ready) {
   const [stages, setStages] = useState([]);
-  const small = summary && summary.count <= STAGE_SCAN_LIMIT;
+  // Read once the chart is drawn, so the scan never delays the buckets every chart waits for.
+  const small = ready && summary && summary.count <= STAGE_SCAN_LIMIT;
   useEffect(() => {
     if (!small) return undefined;
     const controller = new AbortController();
@@ -40,7 +41,7 @@ export function RunMetricChart({ run, lineage, metricKey, settings, syncKey, hei
   });
   // A key only ancestors logged has no summary of this run's own: size the stage scan by theirs.
   const sized = summary || (stitched && lineage ? lineage.ancestors.map((a) => a.metrics && a.metrics[metricKey]).find(Boolean) : null);
-  const stages = useStages(run.id, metricKey, stitched, sized);
+  const stages = useStages(run.id, metricKey, stitched, sized, !loading && buckets.length > 0);
   useEffect(() => setRange(null), [stitched, settings.xMode]);
 
   const names = useMemo(() => {

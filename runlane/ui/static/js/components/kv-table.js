@@ -14,8 +14,8 @@ export function KeyValues({ data, title, empty }) {
     </div>
     ${rows.length === 0
       ? html`<div class="muted pad">${empty || "nothing recorded"}</div>`
-      : html`<table class="kv-table"><tbody>
+      : html`<div class="kv-body"><table class="kv-table"><tbody>
           ${shown.map(([key, value]) => html`<tr><th title=${key}>${key}</th><td>${fmtValue(value)}</td></tr>`)}
-        </tbody></table>`}
+        </tbody></table></div>`}
   </section>`;
 }

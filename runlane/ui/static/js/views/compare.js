@@ -35,7 +35,7 @@ function CompareChart({ runs, metricKey, settings }) {
       return { ...cols, runId: run.id, label: run.display_id, source: `${run.display_id}${run.name ? ` ${run.name}` : ""}`, color: colorAt(runs.indexOf(run)) };
     });
   }, [data, settings.smoothing]);
-  return html`<${MetricChart} title=${metricKey} layers=${layers} markers=${[]} xMode=${settings.xMode} logScale=${settings.logScale}
+  return html`<${MetricChart} title=${metricKey} legend=${true} layers=${layers} markers=${[]} xMode=${settings.xMode} logScale=${settings.logScale}
     loading=${loading} error=${error && error.message} zoomed=${range !== null} onZoom=${(a, b) => setRange([a, b])} onReset=${() => setRange(null)} syncKey="compare" />`;
 }
 

@@ -48,7 +48,7 @@ function TreeChart({ tree, metricKey, settings, colorOf }) {
   const markers = tree.runs
     .filter((run) => run.fork_run_id !== null && run.id !== tree.root.id)
     .map((run) => ({ kind: "fork", step: run.fork_step, label: `${run.display_id} forks at step ${run.fork_step}`, short: `fork ${run.display_id}` }));
-  return html`<${MetricChart} title=${metricKey} layers=${layers} markers=${markers} xMode=${settings.xMode} logScale=${settings.logScale}
+  return html`<${MetricChart} title=${metricKey} legend=${true} layers=${layers} markers=${markers} xMode=${settings.xMode} logScale=${settings.logScale}
     loading=${loading} error=${error && error.message} zoomed=${range !== null} onZoom=${(a, b) => setRange([a, b])} onReset=${() => setRange(null)} syncKey="lineage" height=${260} />`;
 }
 
