@@ -82,34 +82,46 @@ function stepToX(state, step) {
   return xs[floorIndex(known, step)];
 }
 
+// Markers are kept across redraws (only moved), so a redraw never swaps the elements under a reader.
 function placeMarkers(u, state) {
   const layer = state.overlay;
-  layer.textContent = "";
   const height = u.over.clientHeight;
   const width = u.over.clientWidth;
+  const kept = state.markerEls || (state.markerEls = new Map());
+  const seen = new Set();
   for (const marker of state.props.markers || []) {
     const xv = stepToX(state, marker.step);
     if (xv === null) continue;
     const left = u.valToPos(xv, "x");
     if (!(left >= -1 && left <= width + 1)) continue;
-    const el = document.createElement("div");
-    el.className = `mk mk-${marker.kind}`;
-    el.dataset.step = String(marker.step);
-    el.title = marker.label;
-    if (marker.kind === "best") {
-      const top = u.valToPos(marker.value, "y");
-      if (!Number.isFinite(top)) continue;
-      el.style.left = `${left}px`;
-      el.style.top = `${top}px`;
-    } else {
-      el.style.left = `${left}px`;
-      el.style.height = `${height}px`;
-      const tag = document.createElement("span");
-      tag.className = "mk-tag";
-      tag.textContent = marker.short || marker.label;
-      el.appendChild(tag);
+    const top = marker.kind === "best" ? u.valToPos(marker.value, "y") : 0;
+    if (!Number.isFinite(top)) continue;
+    const id = `${marker.kind}:${marker.step}:${marker.label}`;
+    seen.add(id);
+    let el = kept.get(id);
+    if (!el) {
+      el = document.createElement("div");
+      el.className = `mk mk-${marker.kind}`;
+      el.dataset.step = String(marker.step);
+      el.title = marker.label;
+      if (marker.kind !== "best") {
+        const tag = document.createElement("span");
+        tag.className = "mk-tag";
+        tag.textContent = marker.short || marker.label;
+        el.appendChild(tag);
+      }
+      kept.set(id, el);
+      layer.appendChild(el);
     }
-    layer.appendChild(el);
+    el.style.left = `${left}px`;
+    if (marker.kind === "best") el.style.top = `${top}px`;
+    else el.style.height = `${height}px`;
+  }
+  for (const [id, el] of kept) {
+    if (!seen.has(id)) {
+      el.remove();
+      kept.delete(id);
+    }
   }
 }
 
@@ -202,6 +214,7 @@ export function MetricChart(props) {
       host.current.textContent = "";
       plot.current = new uPlot(buildOptions(props, width, s), s.aligned.data, host.current);
       s.shape = shape;
+      s.markerEls = new Map();
       s.overlay = document.createElement("div");
       s.overlay.className = "mk-layer";
       s.tooltip = document.createElement("div");

@@ -13,7 +13,8 @@ export const BUCKETS = 600;
 export function useBuckets({ ref, key, stitched, range, xMode, lastStep, count = BUCKETS }) {
   const [state, setState] = useState({ buckets: [], loading: true, error: null });
   const known = useRef({ last: null, params: "" });
-  const params = JSON.stringify([ref, key, stitched, range, xMode, count]);
+  const [generation, setGeneration] = useState(0); // bumped to downsample a grown live series again
+  const params = JSON.stringify([ref, key, stitched, range, xMode, count, generation]);
 
   useEffect(() => {
     const controller = new AbortController();
@@ -50,7 +51,7 @@ export function useBuckets({ ref, key, stitched, range, xMode, lastStep, count =
         setState((prev) => {
           const merged = appendBuckets(prev.buckets, pointsAsBuckets(history));
           // Past a few times the bucket budget, downsample again on the server rather than grow forever.
-          if (merged.length > count * 3) known.current.last = null;
+          if (merged.length > count * 3) setGeneration((g) => g + 1);
           return { ...prev, buckets: merged };
         });
       },

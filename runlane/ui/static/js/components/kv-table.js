@@ -1,6 +1,10 @@
 // A config or summary as dotted paths and values, with a filter box for long ones.
 import { html, useState } from "../html.js";
-import { flatten, fmtValue } from "../format.js";
+import { flatten, fmtTime, fmtValue } from "../format.js";
+
+// A field named like a timestamp holding seconds since the epoch reads as a date.
+const display = (key, value) =>
+  typeof value === "number" && /(_at|_time|^time)$/.test(key) && value > 1e9 && value < 1e11 ? fmtTime(value) : fmtValue(value);
 
 export function KeyValues({ data, title, empty }) {
   const [filter, setFilter] = useState("");
@@ -15,7 +19,7 @@ export function KeyValues({ data, title, empty }) {
     ${rows.length === 0
       ? html`<div class="muted pad">${empty || "nothing recorded"}</div>`
       : html`<div class="kv-body"><table class="kv-table"><tbody>
-          ${shown.map(([key, value]) => html`<tr><th title=${key}>${key}</th><td>${fmtValue(value)}</td></tr>`)}
+          ${shown.map(([key, value]) => html`<tr><th title=${key}>${key}</th><td>${display(key, value)}</td></tr>`)}
         </tbody></table></div>`}
   </section>`;
 }
