@@ -2,6 +2,35 @@
 // writes them: {"$float": "NaN"} becomes NaN and a user object escaped as {"$esc": [k, v]} comes back.
 
 const BASE = "/api/v1";
+const KEY_STORAGE = "runlane.apiKey";
+
+// A server with API keys needs "Authorization: Bearer <key>" on every route; the key a person enters is
+// kept in this browser's localStorage (never in a URL) and sent with every request.
+export const auth = {
+  key: () => localStorage.getItem(KEY_STORAGE),
+  set(key) {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+    listeners.forEach((fn) => fn());
+  },
+  onChange(fn) {
+    listeners.add(fn);
+    return () => listeners.delete(fn);
+  },
+};
+const listeners = new Set();
+const unauthorized = new Set();
+
+/** Subscribe to 401 answers (the shell shows the key form). */
+export function onUnauthorized(fn) {
+  unauthorized.add(fn);
+  return () => unauthorized.delete(fn);
+}
+
+function headers(extra) {
+  const key = auth.key();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
 
 export class ApiError extends Error {
   constructor(status, code, message, field) {
@@ -44,7 +73,7 @@ function query(params) {
 export async function get(path, params, { signal } = {}) {
   let response;
   try {
-    response = await fetch(BASE + path + query(params), { signal, headers: { Accept: "application/json" } });
+    response = await fetch(BASE + path + query(params), { signal, headers: headers({ Accept: "application/json" }) });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "unreachable", "The runlane server cannot be reached. Is it still running?");
@@ -57,6 +86,7 @@ export async function get(path, params, { signal } = {}) {
     } catch {
       // not JSON: keep the HTTP status line as the message
     }
+    if (response.status === 401) unauthorized.forEach((fn) => fn(error.message));
     throw new ApiError(response.status, error.code, error.message, error.field);
   }
   return decode(text);
@@ -77,10 +107,13 @@ export const api = {
   images: (ref, params, opts) => get(`/runs/${enc(ref)}/images`, params, opts),
   system: (ref, params, opts) => get(`/runs/${enc(ref)}/system`, params, opts),
   file: (ref, kind, opts) => get(`/runs/${enc(ref)}/files/${enc(kind)}`, null, opts),
-  async blobText(name) {
-    const response = await fetch(blobUrl(name));
+  async blob(name, { signal } = {}) {
+    const response = await fetch(blobUrl(name), { signal, headers: headers({}) });
     if (!response.ok) throw new ApiError(response.status, "not_found", `blob ${name} could not be read`);
-    return response.text();
+    return response.blob();
+  },
+  async blobText(name) {
+    return (await api.blob(name)).text();
   },
 };
 

@@ -1,5 +1,7 @@
 // The shell: top bar, breadcrumbs and the route table. Each view reads its state from the URL.
-import { html, render } from "./html.js";
+import { auth, onUnauthorized } from "./api.js";
+import { html, render, useEffect, useState } from "./html.js";
+import { KeyForm } from "./components/key-form.js";
 import { match, useLocation } from "./router.js";
 import { ProjectsView } from "./views/projects.js";
 import { RunsView } from "./views/runs.js";
@@ -32,8 +34,25 @@ function Crumbs({ loc }) {
   return html`<nav class="crumbs">${parts.map((p, i) => html`${i ? html`<span class="sep">/</span>` : null}${p}`)}</nav>`;
 }
 
+function useAuth() {
+  // A 401 anywhere swaps the view for the key form; a key entered re-renders every view from scratch.
+  const [needKey, setNeedKey] = useState(null);
+  const [generation, setGeneration] = useState(0);
+  useEffect(() => onUnauthorized((message) => setNeedKey(message)), []);
+  useEffect(
+    () =>
+      auth.onChange(() => {
+        setNeedKey(null);
+        setGeneration((g) => g + 1);
+      }),
+    [],
+  );
+  return { needKey, generation };
+}
+
 function App() {
   const loc = useLocation();
+  const { needKey, generation } = useAuth();
   let view = html`<${NotFound} path=${loc.path} />`;
   let viewKey = "404";
   for (const [pattern, View, title] of ROUTES) {
@@ -51,8 +70,9 @@ function App() {
       <${Crumbs} loc=${loc} />
       <div class="grow"></div>
       <a class="top-link" href="/runs">All runs</a>
+      ${auth.key() ? html`<button class="btn-link top-link" onClick=${() => auth.set(null)}>Sign out</button>` : null}
     </header>
-    <main key=${viewKey}>${view}</main>
+    <main key=${`${viewKey}#${generation}`}>${needKey !== null ? html`<${KeyForm} message=${needKey} />` : view}</main>
   </div>`;
 }
 

@@ -1,9 +1,10 @@
 // A link to a run the page only knows by numeric id (a fork's parent): its display id is looked up once
 // and cached for the whole session.
-import { api } from "../api.js";
+import { api, auth } from "../api.js";
 import { html, useEffect, useState } from "../html.js";
 
 const cache = new Map();
+auth.onChange(() => cache.clear()); // a lookup refused before signing in is worth repeating after
 
 export function rememberRuns(runs) {
   for (const run of runs) if (run) cache.set(run.id, Promise.resolve(run));

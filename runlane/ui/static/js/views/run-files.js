@@ -1,6 +1,6 @@
 // The Environment tab (the captured environment document) and the Code tab (the code snapshot: its
 // metadata, its files and any file's text, and a download of the archive).
-import { api, blobUrl } from "../api.js";
+import { api } from "../api.js";
 import { html, useEffect, useState } from "../html.js";
 import { useFetch } from "../hooks.js";
 import { decode } from "../api.js";
@@ -40,9 +40,12 @@ function Code({ file }) {
   const [text, setText] = useState("");
   const [error, setError] = useState(null);
   useEffect(() => {
-    fetch(blobUrl(file.blob))
-      .then((r) => r.arrayBuffer())
-      .then((buffer) => setArchive({ buffer, entries: listZip(buffer) }))
+    api
+      .blob(file.blob)
+      .then(async (blob) => {
+        const buffer = await blob.arrayBuffer();
+        setArchive({ buffer, entries: listZip(buffer), url: URL.createObjectURL(blob) });
+      })
       .catch((err) => setError(err));
   }, [file.blob]);
   const show = async (entry) => {
@@ -55,7 +58,7 @@ function Code({ file }) {
     <div class="files-grid">
       <${KeyValues} title="Snapshot" data=${{ ...file.meta, recorded: fmtTime(file.time) }} />
     </div>
-    <div class="toolbar"><a class="btn" href=${blobUrl(file.blob)} download=${`code-${file.blob.slice(0, 12)}.zip`}>Download snapshot (.zip)</a>
+    <div class="toolbar"><a class=${`btn${archive ? "" : " disabled"}`} href=${archive ? archive.url : undefined} download=${`code-${file.blob.slice(0, 12)}.zip`}>Download snapshot (.zip)</a>
       ${archive ? html`<span class="muted">${archive.entries.length} files</span>` : null}</div>
     ${error ? html`<div class="msg msg-error">${error.message}</div>` : null}
     ${archive

@@ -1,5 +1,6 @@
 // Images per key, each with a slider over the steps it was logged at and the caption of that step.
-import { api, blobUrl } from "../api.js";
+import { api } from "../api.js";
+import { BlobImage } from "../components/blob-image.js";
 import { html, useState } from "../html.js";
 import { useFetch } from "../hooks.js";
 import { Empty, ErrorBox, Loading } from "../components/message.js";
@@ -9,7 +10,7 @@ function ImageKey({ name, images }) {
   const image = images[Math.min(index, images.length - 1)];
   return html`<section class="card image-card" data-key=${name}>
     <div class="card-head"><h3>${name}</h3><span class="muted">${images.length} ${images.length === 1 ? "image" : "images"}</span></div>
-    <div class="image-frame"><img src=${blobUrl(image.blob)} alt=${image.caption || `${name} at step ${image.step}`} width=${image.width} height=${image.height} /></div>
+    <div class="image-frame"><${BlobImage} name=${image.blob} alt=${image.caption || `${name} at step ${image.step}`} width=${image.width} height=${image.height} /></div>
     <div class="image-meta">
       <span class="mono" data-field="step">step ${image.step}</span>
       <span class="caption" data-field="caption">${image.caption || ""}</span>
