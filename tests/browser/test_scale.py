@@ -74,6 +74,7 @@ def test_one_spike_among_a_million_points_is_drawn_and_zoom_refetches_the_range(
     expect(loss).to_have_attribute("data-state", "drawn", timeout=30_000)
     expect(loss).to_have_attribute("data-points", str(POINTS))
     expect(loss).to_have_attribute("data-max", str(int(SPIKE)))  # the spike's bucket keeps it as its max
+    assert float(loss.get_attribute("data-y-max") or "0") >= SPIKE  # and the plotted y range reaches it
     ui.shot("million-points")
 
     box = loss.locator(".u-over").bounding_box()

@@ -301,6 +301,7 @@ def test_system_environment_and_code_tabs(ui: Watched, demo: Demo) -> None:
     ui.shot("run-environment")
     page.locator('.tab[data-tab="code"]').click()
     page.get_by_role("button", name="train.py").click()
+    expect(page.locator(".code-tab .msg-error")).to_have_count(0)
     expect(page.locator(".file-text")).to_have_text("print('training')\n")
     ui.shot("run-code")
     # The fork has neither: the tabs say so (the API's 404 is how "none" is answered).

@@ -84,6 +84,8 @@ function stepToX(state, step) {
 
 // Markers are kept across redraws (only moved), so a redraw never swaps the elements under a reader.
 function placeMarkers(u, state) {
+  const chart = u.root.closest(".chart");
+  if (chart) chart.dataset.yMax = String(u.scales.y.max); // the drawn y range: a spike must fit in it
   const layer = state.overlay;
   const height = u.over.clientHeight;
   const width = u.over.clientWidth;

@@ -34,7 +34,7 @@ function TreeNode({ node, depth, filter }) {
     <div class="ptree-row" style=${`--depth:${depth}`} data-path=${node.path}>
       <span class="ptree-icon">${kids.length ? "▾" : "•"}</span>
       ${own
-        ? html`<a class="ptree-name" href=${runsHref(own.name)}>${node.segment}</a><span class="key">${own.key}</span>`
+        ? html`<span><a class="ptree-name" href=${runsHref(own.name)} title=${own.name}>${node.segment}</a><span class="key">${own.key}</span></span>`
         : html`<span class="ptree-name dir">${node.segment}/</span>`}
       <span class="ptree-count" title="runs in this project${kids.length ? " and below" : ""}">
         ${own && kids.length ? html`<span class="muted">${fmtNumber(own.run_count)} here · </span>` : null}

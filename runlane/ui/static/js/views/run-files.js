@@ -40,6 +40,8 @@ function Code({ file }) {
   const [text, setText] = useState("");
   const [error, setError] = useState(null);
   useEffect(() => {
+    setError(null);
+    setArchive(null);
     api
       .blob(file.blob)
       .then(async (blob) => {

@@ -106,6 +106,6 @@ export function RunView({ params, query }) {
         </a>`,
       )}
     </nav>
-    <div class="tab-body" data-tab=${tab}>${body()}</div>
+    <div class="tab-body" data-tab=${tab} key=${tab}>${body()}</div>
   </div>`;
 }
