@@ -20,7 +20,10 @@ export function fmtValue(value) {
 
 export function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return "—";
-  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 1) {
+    const ms = seconds * 1000;
+    return ms !== 0 && Math.abs(ms) < 10 ? `${ms.toFixed(ms < 1 ? 2 : 1)} ms` : `${Math.round(ms)} ms`;
+  }
   if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
   const m = Math.floor(seconds / 60);
   const s = Math.floor(seconds % 60);

@@ -11,8 +11,9 @@ import { describe, floorIndex } from "./series.js";
 const X_LABEL = { step: "step", time: "wall time", relative: "relative time" };
 
 function axisValues(xMode) {
-  if (xMode === "relative") return (_u, ticks) => ticks.map((t) => fmtDuration(t));
-  if (xMode === "step") return (_u, ticks) => ticks.map((t) => fmtNumber(t, 3));
+  // A log axis hands over null for the minor ticks it leaves unlabelled.
+  if (xMode === "relative") return (_u, ticks) => ticks.map((t) => (t === null ? "" : fmtDuration(t)));
+  if (xMode === "step") return (_u, ticks) => ticks.map((t) => (t === null ? "" : fmtNumber(t, 3)));
   return undefined; // uPlot formats a time scale itself
 }
 
@@ -51,7 +52,7 @@ function buildOptions(props, width, state) {
     axes: [
       { values: axisValues(xMode), stroke: "#64748b", grid: { stroke: "#eef2f6" }, ticks: { stroke: "#e2e8f0" } },
       {
-        values: (_u, ticks) => ticks.map((t) => fmtNumber(t, 3)),
+        values: (_u, ticks) => ticks.map((t) => (t === null ? "" : fmtNumber(t, 3))),
         stroke: "#64748b",
         grid: { stroke: "#eef2f6" },
         ticks: { stroke: "#e2e8f0" },
