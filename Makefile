@@ -34,6 +34,7 @@ bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/R
 	$(PYTHON) benchmarks/bench_listing.py
 	$(PYTHON) benchmarks/bench_writer.py
 	$(PYTHON) benchmarks/bench_store.py
+	$(PYTHON) benchmarks/bench_ui.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .runlane

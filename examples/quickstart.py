@@ -1,4 +1,5 @@
-"""A small learning-rate sweep logged with runlane, a fork of the best run, then how to look at them.
+"""A small learning-rate sweep logged with runlane, a fork of the best run, then how to look at them
+(the web UI: `runlane ui`; the CLI: `runlane ls`).
 
 python examples/quickstart.py              # store in ./.runlane (or $RUNLANE_DIR)
 python examples/quickstart.py --dir /tmp/x
@@ -68,6 +69,8 @@ def main() -> None:
             f"steps {stitched.steps[0]}-{stitched.steps[-1]} from runs {sorted(set(stitched.run_ids))}\n"
         )
     where = f" --dir {args.dir}" if args.dir else ""
+    print("See the fork continue its parent's chart (dashed line at step 300) in the web UI:")
+    print(f"  runlane ui{where}   # then open http://127.0.0.1:8000/run/{fork.display_id}/charts\n")
     print("Look at them:")
     print(f"  runlane ls{where}                   # every run, newest first")
     print(f"  runlane show {best.display_id}{where}          # config, summary and metrics of the best run")

@@ -229,7 +229,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     directory = Settings.resolve(args.dir).dir
     if directory is None:
         raise ValueError("runlane ui serves a local store directory; for another store use `runlane server --store`")
-    return serve_ui(directory, port=args.port)
+    return serve_ui(directory, port=args.port, open_browser=not args.no_browser)
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -329,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="Browse the local store in a web browser (127.0.0.1 only).")
     ui.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
     ui.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    ui.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a web browser")
     ui.set_defaults(handler=cmd_ui)
     return parser
 

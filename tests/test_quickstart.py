@@ -23,6 +23,8 @@ def test_the_quickstart_logs_a_sweep_and_a_fork_whose_chart_continues_its_parent
     assert result.returncode == 0, result.stderr
     assert "Forked it at step 300" in result.stdout
     assert f"runlane ls --dir {store}" in result.stdout
+    assert f"runlane ui --dir {store}" in result.stdout
+    assert "/run/QS-4/charts" in result.stdout  # the fork's charts: where a newcomer sees it continue
     with runlane.Api(store) as api:
         runs = api.runs()
         [fork] = [r for r in runs if r.fork_run_id is not None]

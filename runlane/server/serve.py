@@ -12,6 +12,7 @@ import ipaddress
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,8 +43,16 @@ def keys_configured(location: str) -> bool:
         return store.has_api_keys()
 
 
-def serve(location: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> int:
-    """Serve the store at ``location`` until interrupted; returns the exit status."""
+def serve(
+    location: str,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    on_listening: Callable[[str], None] | None = None,
+) -> int:
+    """Serve the store at ``location`` until interrupted; returns the exit status. ``on_listening`` is
+    called with the URL once the socket is bound (connections wait in its backlog until uvicorn runs)."""
     import uvicorn
 
     if workers < 1:
@@ -79,7 +88,10 @@ def serve(location: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, 
         return 1
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"runlane server: serving {location} at http://{shown}:{bound_port} (Ctrl+C to stop)", flush=True)
+    url = f"http://{shown}:{bound_port}"
+    print(f"runlane server: serving {location} at {url} (Ctrl+C to stop)", flush=True)
+    if on_listening is not None:
+        on_listening(url)
     server = uvicorn.Server(config)
     try:
         if workers > 1:
@@ -103,8 +115,17 @@ def _multiprocess(config: uvicorn.Config, server: uvicorn.Server, sock: socket.s
         Multiprocess(config, sockets=[sock]).run()
 
 
-def serve_ui(directory: Path, *, port: int = DEFAULT_PORT) -> int:
-    """``runlane ui``: the same server over the local store, on loopback only."""
+def serve_ui(directory: Path, *, port: int = DEFAULT_PORT, open_browser: bool = True) -> int:
+    """``runlane ui``: the same server over the local store, on loopback only; opens the UI in a browser
+    unless ``open_browser`` is false (``--no-browser``)."""
     if not (directory / "runlane.db").exists():
         raise StoreError(f"no runlane store in {directory} (pass --dir or set RUNLANE_DIR to where your runs are)")
-    return serve(str(directory), host=DEFAULT_HOST, port=port)
+    return serve(str(directory), host=DEFAULT_HOST, port=port, on_listening=_open_browser if open_browser else None)
+
+
+def _open_browser(url: str) -> None:
+    import threading
+    import webbrowser
+
+    # webbrowser may block while it launches a browser; the server must start listening meanwhile.
+    threading.Thread(target=webbrowser.open, args=(url,), name="runlane-open-browser", daemon=True).start()

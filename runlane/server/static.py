@@ -24,9 +24,13 @@ def fallback(request: Request) -> Response | None:
         return None
     relative = request.url.path.lstrip("/")
     if relative:
-        candidate = (root / relative).resolve()
-        # resolve() folds "..", symlinks included: only files inside the static directory are served.
-        if candidate.is_relative_to(root) and candidate.is_file():
+        try:
+            candidate = (root / relative).resolve()
+            # resolve() folds "..", symlinks included: only files inside the static directory are served.
+            found = candidate.is_relative_to(root) and candidate.is_file()
+        except (OSError, ValueError):  # a NUL byte, a name too long for the file system: no such file
+            found = False
+        if found:
             media = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
             return FileResponse(candidate, media_type=media)
     index = root / "index.html"
