@@ -168,10 +168,11 @@ def check_run_id(run_id: object) -> str:
 class Tracking:
     """MLflow's view of one store. ``artifact_root`` prefixes each experiment's artifact location."""
 
-    def __init__(self, store: Store, artifact_root: str) -> None:
+    def __init__(self, store: Store, artifact_root: str, *, offsets: dict[str, int] | None = None) -> None:
         self.store = store
         self.artifact_root = artifact_root.rstrip("/")
-        self._offsets: dict[str, int] = {}  # writer id -> its next offset, as far as this object knows
+        # writer id -> its next offset, as far as we know; a server shares one dict between its requests
+        self._offsets: dict[str, int] = {} if offsets is None else offsets
 
     @classmethod
     def over(cls, api: Api, artifact_root: str) -> Tracking:
