@@ -21,6 +21,8 @@ ENV_DIR = "RUNLANE_DIR"
 ENV_MODE = "RUNLANE_MODE"
 ENV_DRAIN = "RUNLANE_DRAIN"
 ENV_FINISH_TIMEOUT = "RUNLANE_FINISH_TIMEOUT"
+ENV_URL = "RUNLANE_URL"  # a runlane server (http(s)://host:port)
+ENV_API_KEY = "RUNLANE_API_KEY"  # sent to it as a Bearer token
 
 
 class Settings(NamedTuple):

@@ -28,6 +28,7 @@ from .errors import ApiError
 from .responses import WireJSONResponse
 
 router = APIRouter(prefix="/api/v1")
+health_router = APIRouter(prefix="/api/v1")  # the one route that needs no API key
 
 #: Most log lines or system samples one request returns (the ``next`` cursor pages on).
 MAX_PAGE = 10_000
@@ -46,7 +47,7 @@ Key = Annotated[str, Query(min_length=1, max_length=MAX_KEY)]
 OptionalKey = Annotated[str | None, Query(min_length=1, max_length=MAX_KEY)]
 
 
-@router.get("/health")
+@health_router.get("/health")
 def health() -> Response:
     return WireJSONResponse({"ok": True, "api_version": API_VERSION})
 
@@ -98,6 +99,24 @@ def runs(
     out: dict[str, Any] = {"items": [wire.to_wire(run) for run in page.runs], "next": page.next_cursor}
     out["total"] = page.total
     return WireJSONResponse(out)
+
+
+@router.get("/run-list")
+def run_list(
+    store: StoreDep,
+    project: Annotated[str | None, Query(max_length=400)] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    metrics: Literal["all", "primary"] = "all",
+) -> Response:
+    """Every matching run, newest first (``Store.runs``; the runs page is the paged, sorted one)."""
+    try:
+        name = normalize_project(project) if project is not None else None
+        RunsQuery(statuses=tuple(status or ()), tags=tuple(tag or ())).check()
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "project" if str(exc).startswith("project") else _query_field(str(exc))) from None
+    found = store.runs(name, status or None, tag or None, metrics=metrics)
+    return WireJSONResponse({"items": [wire.to_wire(run) for run in found]})
 
 
 @router.get("/runs/{ref}")

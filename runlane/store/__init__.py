@@ -14,8 +14,15 @@ if TYPE_CHECKING:
     from .base import Store
 
 
-def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_read_only: bool = False) -> Store:
-    """Open the store at ``location``: a directory (embedded SQLite) or ``sqlite:///path``.
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    create: bool = True,
+    allow_read_only: bool = False,
+    api_key: str | None = None,
+) -> Store:
+    """Open the store at ``location``: a directory (embedded SQLite), ``sqlite:///path``, or a runlane
+    server's ``http(s)://host:port`` (``api_key`` is sent to it; a server's store always exists).
 
     A store this process may not write to is opened read-only with ``allow_read_only`` (readers), else
     refused with ``StoreError`` (writers).
@@ -23,8 +30,14 @@ def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_r
     text = os.fspath(location)
     if "://" in text:
         scheme, _, rest = text.partition("://")
+        if scheme in ("http", "https"):
+            from .http import HttpStore
+
+            return HttpStore(text, api_key=api_key)
         if scheme != "sqlite":
-            raise ValueError(f"unsupported store URL scheme {scheme!r} in {text!r}; use a directory or sqlite:///dir")
+            raise ValueError(
+                f"unsupported store URL scheme {scheme!r} in {text!r}; use a directory, sqlite:///dir or http(s)://"
+            )
         text = rest
     from .sqlite import SQLiteStore
 

@@ -193,7 +193,23 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration(
-        "0005_project_meta",
+        "0006_api_keys",
+        # The server's API keys, kept as the sha256 of their secret (runlane.store.keys). A name is unique
+        # among valid keys only: a revoked key's name can be given to a new one, and the old row stays.
+        """
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE UNIQUE INDEX api_keys_valid_by_name ON api_keys(name) WHERE revoked_at IS NULL;
+        """,
+    ),
+    Migration(
+        "0007_project_meta",
         # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
         # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
         # so the core table stays what every backend shares; a project's rows go with it.
