@@ -132,6 +132,20 @@ class ProjectBody(BaseModel):
     exist_ok: bool = False
 
 
+MetaKey = Annotated[str, Field(min_length=1, max_length=1000)]
+MetaValue = Annotated[str | None, Field(max_length=100_000)]
+
+
+class UpdateProjectBody(BaseModel):
+    """``Store.update_project``: rename and/or set metadata keys (a null value deletes the key)."""
+
+    name: Annotated[str, Field(max_length=400)]
+    rename: Annotated[str | None, Field(max_length=400)] = None
+    meta: dict[
+        Annotated[str, Field(min_length=1, max_length=1000)], Annotated[str | None, Field(max_length=100_000)]
+    ] = {}
+
+
 class AbandonedBody(BaseModel):
     run_ids: Annotated[list[Annotated[int, Field(ge=1, le=STEP_MAX)]], Field(max_length=100_000)]
     reasons: dict[str, Annotated[str, Field(max_length=100_000)]] = Field(default_factory=dict)
@@ -194,6 +208,17 @@ def fail_abandoned(store: StoreDep, body: AbandonedBody) -> Response:
 @router.post("/projects")
 def create_project(store: StoreDep, body: ProjectBody) -> Response:
     return WireJSONResponse(wire.to_wire(store.create_project(body.name, key=body.key, exist_ok=body.exist_ok)))
+
+
+@router.post("/projects/update")
+def update_project(store: StoreDep, body: UpdateProjectBody) -> Response:
+    # The name travels in the body: project names hold '/' and any printable character.
+    return WireJSONResponse(wire.to_wire(store.update_project(body.name, rename=body.rename, meta=body.meta)))
+
+
+@reads.get("/projects/meta")
+def project_meta(store: StoreDep, name: Annotated[str, Query(min_length=1, max_length=400)]) -> Response:
+    return WireJSONResponse({"meta": store.project_meta(name)})
 
 
 @reads.get("/writers")

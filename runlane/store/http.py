@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 from urllib.parse import quote
@@ -228,6 +228,12 @@ class HttpStore(Store):
         data = self._json("POST", "/projects", body={"name": name, "key": key, "exist_ok": exist_ok})
         return wire.from_wire(ProjectInfo, data)
 
+    def update_project(
+        self, name: str, *, rename: str | None = None, meta: Mapping[str, str | None] | None = None
+    ) -> ProjectInfo:
+        body = {"name": name, "rename": rename, "meta": dict(meta or {})}
+        return wire.from_wire(ProjectInfo, self._json("POST", "/projects/update", body=body, ref=name))
+
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         self._request("POST", "/heartbeat", body={"writer_ids": list(writer_ids), "at": at})
 
@@ -249,6 +255,10 @@ class HttpStore(Store):
 
     def projects(self) -> list[ProjectInfo]:
         return [wire.from_wire(ProjectInfo, item) for item in self._json("GET", "/projects")["items"]]
+
+    def project_meta(self, name: str) -> dict[str, str]:
+        meta: dict[str, str] = self._json("GET", "/projects/meta", params={"name": name}, ref=name)["meta"]
+        return meta
 
     def runs(
         self,
