@@ -290,7 +290,7 @@ def test_runs_logged_by_the_runlane_sdk_are_visible_to_the_mlflow_client(served:
     assert [r.info.run_id for r in client.search_runs([experiment.experiment_id], "metrics.loss < 0.5")] == [native.uid]
 
 
-def test_mlflow_runs_show_in_runlane_ls_and_the_read_api(served: tuple[Server, Path]) -> None:
+def test_mlflow_runs_show_in_runlane_ls_and_through_api_url(served: tuple[Server, Path]) -> None:
     server, store = served
     mlflow.set_experiment("listed")
     with mlflow.start_run(run_name="visible") as run:
@@ -304,9 +304,12 @@ def test_mlflow_runs_show_in_runlane_ls_and_the_read_api(served: tuple[Server, P
     )
     assert listing.returncode == 0, listing.stderr
     assert any("visible" in line and "finished" in line for line in listing.stdout.splitlines()), listing.stdout
-    read = httpx.get(f"{server.url}/api/v1/runs/{run.info.run_id}", timeout=30).json()
-    assert (read["project"], read["name"], read["status"]) == ("listed", "visible", "finished")
-    assert read["metrics"]["acc"]["last_value"] == 0.75
+    with runlane.Api(url=server.url) as remote:
+        read = remote.run(run.info.run_id)
+        assert (read.project, read.name, read.status) == ("listed", "visible", "finished")
+        assert read.metrics["acc"].last_value == 0.75
+        assert [p.value for p in remote.history(read.id, "acc")] == [0.75]
+        assert "listed" in [project.name for project in remote.projects()]
 
 
 # -- errors in MLflow's codes -------------------------------------------------------------------
