@@ -182,6 +182,8 @@ def test_create_experiment_keeps_tags_and_artifact_location() -> None:
     with mlflow.start_run(experiment_id=experiment_id) as run:
         pass
     assert mlflow.get_run(run.info.run_id).info.artifact_uri == f"s3://bucket/tagged/{run.info.run_id}/artifacts"
+    (found,) = mlflow.search_runs([experiment_id], output_format="list")
+    assert found.info.artifact_uri == f"s3://bucket/tagged/{run.info.run_id}/artifacts"
 
 
 def test_the_default_experiment_exists_on_a_fresh_store() -> None:

@@ -342,7 +342,7 @@ def restore_run(tracking: Tracking, body: Body) -> Mapping[str, Any]:
 
 def search_runs(tracking: Tracking, body: Body) -> Mapping[str, Any]:
     experiment_ids = [str(item) for item in _list(body, "experiment_ids")]
-    runs, token = tracking.search_runs(
+    found, token = tracking.search_runs_natives(
         experiment_ids,
         _str(body, "filter"),
         _view_type(body, "run_view_type"),
@@ -350,15 +350,10 @@ def search_runs(tracking: Tracking, body: Body) -> Mapping[str, Any]:
         [str(item) for item in _list(body, "order_by")],
         _str(body, "page_token"),
     )
-    natives = {info.uid: info for info in _natives(tracking, [run.info.run_id for run in runs])}
-    out: dict[str, Any] = {"runs": [_run(run, natives[run.info.run_id]) for run in runs]}
+    out: dict[str, Any] = {"runs": [_run(run, native) for run, native in found]}
     if token is not None:
         out["next_page_token"] = token
     return out
-
-
-def _natives(tracking: Tracking, run_ids: list[str]) -> list[NativeRun]:
-    return [tracking.native(run_id) for run_id in run_ids]
 
 
 def _metric_from(item: Body) -> Metric:
