@@ -416,3 +416,35 @@ def test_int64_fields_go_out_as_numbers_and_come_in_as_numbers_or_strings(served
     raw = httpx.get(f"{server.url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}, timeout=30).text
     json.loads(raw)  # strict JSON: no bare NaN
     assert "NaN" in raw
+
+
+def _key(store: Path, name: str, *flags: str) -> str:
+    made = subprocess.run(
+        [sys.executable, "-m", "runlane", "keys", "create", name, "--store", str(store), *flags],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return made.stdout.strip().splitlines()[-1]
+
+
+def test_api_keys_guard_the_mlflow_routes_in_mlflows_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "store"
+    writer = _key(store, "trainer")
+    reader = _key(store, "dashboard", "--read-only")
+    with running_server(store, tmp_path / "server.log") as server:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
+        mlflow.set_tracking_uri(server.url)
+        denied = _get(server, "experiments/get", experiment_id="0")
+        assert (denied.status_code, denied.json()["error_code"]) == (401, "UNAUTHENTICATED")
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", writer)  # the client sends it as a Bearer token
+        with mlflow.start_run(experiment_id="0") as run:  # this store has only the Default experiment
+            mlflow.log_param("lr", 0.1)
+        monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", reader)
+        client = MlflowClient()
+        assert client.get_run(run.info.run_id).data.params == {"lr": "0.1"}
+        assert [r.info.run_id for r in client.search_runs(["0"])] == [run.info.run_id]  # a POST that reads
+        with pytest.raises(MlflowException) as refused:
+            client.log_param(run.info.run_id, "other", "1")
+        assert refused.value.error_code == "PERMISSION_DENIED"

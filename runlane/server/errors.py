@@ -93,6 +93,10 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if request.url.path.startswith("/api/2.0/mlflow/"):  # a refused key, a body too large: in MLflow's shape
+        from .mlflow_rest import refused
+
+        return refused(exc.status, exc.message, exc.headers)
     return error_response(exc.status, exc.message, exc.field, exc.headers, **exc.extra)
 
 

@@ -25,7 +25,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
@@ -37,7 +37,9 @@ from ..mlflow_entities import (
     HTTP_STATUS,
     INVALID_PARAMETER_VALUE,
     INVALID_STATE,
+    PERMISSION_DENIED,
     TEMPORARILY_UNAVAILABLE,
+    UNAUTHENTICATED,
     Experiment,
     LifecycleStage,
     Metric,
@@ -50,6 +52,7 @@ from ..mlflow_entities import (
 from ..mlflow_search import page_offset, page_token
 from ..mlflow_tracking import SEARCH_MAX_RESULTS_DEFAULT, Tracking
 from ..store.base import Store
+from .auth import require_write
 
 log = logging.getLogger("runlane.server.mlflow")
 
@@ -511,8 +514,22 @@ def _endpoint(handler: Handler) -> Callable[[Request], Any]:
     return endpoint
 
 
+#: Routes that only read although MLflow's client sends them with POST.
+READS = frozenset({"experiments/search", "runs/search"})
+
+# The app includes this router with ``require_read`` (any valid key once the store has keys); writes need a
+# key that is not read-only.
 for _path, (_methods, _handler) in ROUTES.items():
-    router.add_api_route(f"/{_path}", _endpoint(_handler), methods=list(_methods))
+    _guards = [] if _path in READS or _methods == ("GET",) else [Depends(require_write)]
+    router.add_api_route(f"/{_path}", _endpoint(_handler), methods=list(_methods), dependencies=_guards)
+
+
+def refused(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The app's own refusals (API keys, body limits) in MLflow's shape, for the mlflow client to read."""
+    code = {401: UNAUTHENTICATED, 403: PERMISSION_DENIED, 503: TEMPORARILY_UNAVAILABLE}.get(
+        status, INVALID_PARAMETER_VALUE
+    )
+    return JSONResponse({"error_code": code, "message": message}, status_code=status, headers=headers)
 
 
 def endpoint_not_found(request: Request, status: int) -> Response:
