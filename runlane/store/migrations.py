@@ -193,6 +193,21 @@ MIGRATIONS: tuple[Migration, ...] = (
         """,
     ),
     Migration(
+        "0005_project_meta",
+        # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
+        # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
+        # so the core table stays what every backend shares; a project's rows go with it. It comes before
+        # 0006 because it shipped on main first (a shipped migration keeps its name and its place).
+        """
+        CREATE TABLE project_meta (
+            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (project_id, key)
+        )
+        """,
+    ),
+    Migration(
         "0006_api_keys",
         # The server's API keys, kept as the sha256 of their secret (runlane.store.keys). A name is unique
         # among valid keys only: a revoked key's name can be given to a new one, and the old row stays.
@@ -206,20 +221,6 @@ MIGRATIONS: tuple[Migration, ...] = (
             revoked_at REAL
         );
         CREATE UNIQUE INDEX api_keys_valid_by_name ON api_keys(name) WHERE revoked_at IS NULL;
-        """,
-    ),
-    Migration(
-        "0007_project_meta",
-        # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
-        # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
-        # so the core table stays what every backend shares; a project's rows go with it.
-        """
-        CREATE TABLE project_meta (
-            project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
-            key TEXT NOT NULL,
-            value TEXT NOT NULL,
-            PRIMARY KEY (project_id, key)
-        )
         """,
     ),
 )
