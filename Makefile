@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 # The CPU build of PyTorch the tests use for tensor inputs; an unpinned "torch" would pull GBs of CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: install example dev lint typecheck test bench clean
+.PHONY: install example dev lint typecheck test bench bench-mlflow clean
 
 install:  ## install runlane itself
 	$(PIP) install -q -e .
@@ -35,6 +35,10 @@ bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/R
 	$(PYTHON) benchmarks/bench_writer.py
 	$(PYTHON) benchmarks/bench_store.py
 	$(PYTHON) benchmarks/bench_ui.py
+
+bench-mlflow: install  ## the real mlflow client against runlane's server and `mlflow server` (mlflow goes into .mlflow-env)
+	test -x .mlflow-env/bin/mlflow || ($(PYTHON) -m venv .mlflow-env && .mlflow-env/bin/pip install -q mlflow)
+	$(PYTHON) benchmarks/bench_mlflow.py --mlflow-env .mlflow-env
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .runlane

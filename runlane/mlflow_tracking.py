@@ -168,10 +168,11 @@ def check_run_id(run_id: object) -> str:
 class Tracking:
     """MLflow's view of one store. ``artifact_root`` prefixes each experiment's artifact location."""
 
-    def __init__(self, store: Store, artifact_root: str) -> None:
+    def __init__(self, store: Store, artifact_root: str, *, offsets: dict[str, int] | None = None) -> None:
         self.store = store
         self.artifact_root = artifact_root.rstrip("/")
-        self._offsets: dict[str, int] = {}  # writer id -> its next offset, as far as this object knows
+        # writer id -> its next offset, as far as we know; a server shares one dict between its requests
+        self._offsets: dict[str, int] = {} if offsets is None else offsets
 
     @classmethod
     def over(cls, api: Api, artifact_root: str) -> Tracking:
@@ -342,8 +343,11 @@ class Tracking:
             raise MlflowException(f"Run with id={run_id} not found", RESOURCE_DOES_NOT_EXIST) from None
 
     def run_view(self, info: NativeRun, *, system: bool = False, projects: Mapping[str, ProjectInfo] | None = None,
-                 parents: Mapping[int, str] | None = None) -> Run:  # fmt: skip
-        """MLflow's view of a runlane run; ``system`` adds the latest system metrics (one more read)."""
+                 parents: Mapping[int, str] | None = None, location: str | None = None) -> Run:  # fmt: skip
+        """MLflow's view of a runlane run; ``system`` adds the latest system metrics (one more read).
+
+        A search passes what it read once for many runs: their ``projects``, the ``parents``' uids and the
+        experiment's artifact ``location`` (None: the default one)."""
         tags = tag_map(info.tags)
         name = tags.get(RUN_NAME_TAG) or info.name or info.display_id
         tags[RUN_NAME_TAG] = name
@@ -354,8 +358,9 @@ class Tracking:
             tags[PARENT_TAG] = parent or self.store.run(RunRef("id", info.parent_run_id)).uid
         project = (projects or {}).get(info.project) or next(p for p in self.store.projects() if p.name == info.project)
         experiment_id = self._experiment_id(project)
-        meta_location = self.store.project_meta(project.name).get(_META_ARTIFACTS) if projects is None else None
-        location = meta_location or f"{self.artifact_root}/{experiment_id}"
+        if projects is None:
+            location = self.store.project_meta(project.name).get(_META_ARTIFACTS)
+        location = location or f"{self.artifact_root}/{experiment_id}"
         metrics = {key: series.last_value for key, series in info.metrics.items()}
         if system:
             metrics.update(self._system_metrics(info.id))
@@ -405,23 +410,38 @@ class Tracking:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
+        found, token = self.search_runs_natives(
+            experiment_ids, filter_string, run_view_type, max_results, order_by, page_token
+        )
+        return [run for run, _ in found], token
+
+    def search_runs_natives(
+        self,
+        experiment_ids: Sequence[object],
+        filter_string: str | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> tuple[list[tuple[Run, NativeRun]], str | None]:
+        """``search_runs`` with each run's runlane record beside it (the REST API reports each latest
+        metric's step and time from it)."""
         clauses = _parse(lambda: search.parse_filter(filter_string, search.RUNS))
         order = _parse(lambda: search.parse_order_by(order_by, search.RUNS))
         _check_max_results(max_results)
         projects = [self._project_by_id(experiment_id) for experiment_id in experiment_ids]
         by_name = {project.name: project for project in projects}
+        locations = {name: self.store.project_meta(name).get(_META_ARTIFACTS) for name in by_name}
         natives = [info for project in by_name.values() for info in self.store.runs(project.name)]
         uids = {info.id: info.uid for info in natives}
-        runs: list[Run] = []
+        by_id: dict[str, tuple[Run, NativeRun]] = {}
         rows: list[search.Row] = []
         for info in natives:
-            run = self.run_view(info, projects=by_name, parents=uids)
+            run = self.run_view(info, projects=by_name, parents=uids, location=locations[info.project])
             if not _stage_wanted(run.info.lifecycle_stage, run_view_type):
                 continue
-            runs.append(run)
-            attributes = {**vars(run.info)}
-            rows.append(search.Row(attributes, run.data.metrics, run.data.params, run.data.tags))
-        by_id = {run.info.run_id: run for run in runs}
+            by_id[run.info.run_id] = (run, info)
+            rows.append(search.Row(dict(vars(run.info)), run.data.metrics, run.data.params, run.data.tags))
         default = [search.OrderKey("attribute", "start_time", False), search.OrderKey("attribute", "run_id", True)]
         found = search.sort_rows(search.filter_rows(rows, clauses), order, default)
         chosen, token = _parse(lambda: search.page(found, max_results, page_token))

@@ -17,7 +17,6 @@ import pytest
 
 import runlane
 import runlane.compat.mlflow as mlflow
-from runlane.compat.mlflow import MlflowClient
 
 from .conftest import run_script, script_env
 
@@ -62,7 +61,7 @@ def test_negative_steps_are_stored(store_dir: Path) -> None:
     with mlflow.start_run() as run:
         mlflow.log_metric("warmup", 0.5, step=-10)
         mlflow.log_metric("warmup", 0.7, step=0)
-    history = MlflowClient().get_metric_history(run.info.run_id, "warmup")
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "warmup")
     assert [(m.step, m.value) for m in history] == [(-10, 0.5), (0, 0.7)]
     with runlane.Api(store_dir) as api:
         assert [p.step for p in api.history(run.info.run_id, "warmup")] == [-10, 0]
@@ -182,6 +181,8 @@ def test_create_experiment_keeps_tags_and_artifact_location() -> None:
     with mlflow.start_run(experiment_id=experiment_id) as run:
         pass
     assert mlflow.get_run(run.info.run_id).info.artifact_uri == f"s3://bucket/tagged/{run.info.run_id}/artifacts"
+    (found,) = mlflow.search_runs([experiment_id], output_format="list")
+    assert found.info.artifact_uri == f"s3://bucket/tagged/{run.info.run_id}/artifacts"
 
 
 def test_the_default_experiment_exists_on_a_fresh_store() -> None:
@@ -272,7 +273,7 @@ def test_search_experiments_by_name_and_tag() -> None:
 
 
 def test_mlflow_client_over_any_run(store_dir: Path) -> None:
-    client = MlflowClient()
+    client = mlflow.MlflowClient()
     experiment_id = client.create_experiment("client-made")
     assert client.get_experiment(experiment_id).name == "client-made"
     experiment = client.get_experiment_by_name("client-made")
@@ -321,7 +322,7 @@ def test_mlflow_client_over_any_run(store_dir: Path) -> None:
 
 
 def test_client_search_runs_pages_with_tokens() -> None:
-    client = MlflowClient()
+    client = mlflow.MlflowClient()
     for index in range(5):
         client.create_run("0", run_name=f"r{index}")
     seen: list[str] = []
@@ -344,11 +345,11 @@ def test_the_client_sees_runs_logged_by_the_runlane_sdk(store_dir: Path) -> None
     assert isinstance(native, runlane.Run)
     native.log({"loss": 0.5})
     native.finish()
-    stored = MlflowClient().get_run(native.uid)
+    stored = mlflow.MlflowClient().get_run(native.uid)
     assert stored.info.status == "FINISHED"
     assert stored.data.params == {"optim/lr": "0.1"}
     assert stored.data.tags == {"sweep": "", "k": "v", "mlflow.runName": "sdk-run"}
-    MlflowClient().set_tag(native.uid, "reviewed", "yes")  # and may write to it
+    mlflow.MlflowClient().set_tag(native.uid, "reviewed", "yes")  # and may write to it
     with runlane.Api(store_dir) as api:
         assert "reviewed=yes" in api.run(native.uid).tags
 

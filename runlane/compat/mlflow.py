@@ -32,6 +32,12 @@ Where MLflow is known to be wrong, runlane's lifecycle rules apply instead. The 
 - The tracking URI is a local store directory (a path or a ``file://`` URI); the default is runlane's
   (``$RUNLANE_DIR``, else ``./.runlane``). To log to a runlane server, point the real ``mlflow`` client at
   it instead. Artifacts are not stored: ``artifact_uri`` names a directory under the store.
+- Run start and end times are runlane's (when the store created and ended the run):
+  ``MlflowClient.create_run(start_time=)`` and ``set_terminated(end_time=)`` are accepted and not used.
+- System metrics appear in ``get_run`` (their latest samples); ``search_runs`` filters and returns the
+  runs' own metrics only, since a search would otherwise read every sample of every run.
+- ``rename_experiment`` keeps the project's display key (run ids like ``AB-12`` do not change), and the
+  Default experiment cannot be renamed.
 - ``delete_run`` is MLflow's soft delete: the run stays in the store (``runlane ls`` still lists it) with
   a hidden tag, and ``restore_run`` takes it back.
 """

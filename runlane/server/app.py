@@ -37,7 +37,7 @@ from .responses import WireJSONResponse
 from .static import static_dir
 
 #: Routers every app includes, as "module:attribute" (imported when an app is made).
-ROUTERS: tuple[str, ...] = ()
+ROUTERS: tuple[str, ...] = ("runlane.server.mlflow_rest:router",)
 
 #: The environment variable that hands the store location to uvicorn's worker processes.
 ENV_STORE = "RUNLANE_SERVER_STORE"

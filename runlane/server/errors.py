@@ -93,11 +93,19 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if request.url.path.startswith("/api/2.0/mlflow/"):  # a refused key, a body too large: in MLflow's shape
+        from .mlflow_rest import refused
+
+        return refused(exc.status, exc.message, exc.headers)
     return error_response(exc.status, exc.message, exc.field, exc.headers, **exc.extra)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code in (404, 405) and request.url.path.startswith("/api/2.0/mlflow/"):
+        from .mlflow_rest import endpoint_not_found  # the mlflow client reads MLflow's error shape
+
+        return endpoint_not_found(request, exc.status_code)
     if exc.status_code == 404:
         # No route matched: the UI's client-side routes are answered by its index.html (see ``static``).
         from .static import fallback

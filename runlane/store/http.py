@@ -243,9 +243,6 @@ class HttpStore(Store):
         body = {"name": name, "rename": rename, "meta": dict(meta or {})}
         return wire.from_wire(ProjectInfo, self._json("POST", "/projects/update", body=body, ref=name))
 
-    def project_meta(self, name: str) -> dict[str, str]:
-        return dict(self._json("GET", "/projects/meta", params={"name": name}, ref=name)["meta"])
-
     def heartbeat(self, writer_ids: Sequence[str], at: float) -> None:
         self._request("POST", "/heartbeat", body={"writer_ids": list(writer_ids), "at": at})
 
@@ -267,6 +264,10 @@ class HttpStore(Store):
 
     def projects(self) -> list[ProjectInfo]:
         return [wire.from_wire(ProjectInfo, item) for item in self._json("GET", "/projects")["items"]]
+
+    def project_meta(self, name: str) -> dict[str, str]:
+        meta: dict[str, str] = self._json("GET", "/projects/meta", params={"name": name}, ref=name)["meta"]
+        return meta
 
     def runs(
         self,

@@ -200,7 +200,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         "0005_project_meta",
         # Key/value metadata of a project: what MLflow keeps on an experiment (its tags, artifact location,
         # lifecycle stage, last update time), written through Store.update_project. Kept out of `projects`
-        # so the core table stays what every backend shares; a project's rows go with it.
+        # so the core table stays what every backend shares; a project's rows go with it. It comes before
+        # 0006 because it shipped on main first (a shipped migration keeps its name and its place).
         """
         CREATE TABLE project_meta (
             project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
