@@ -200,6 +200,34 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .recovery import recover
+    from .store import open_store
+    from .sync import sync_runs
+    from .sync.progress import progress_for
+
+    source_dir = Settings.resolve(args.dir).dir
+    with open_store(source_dir, create=False) as source, open_store(args.url) as target:
+        recover(source, source_dir)  # runs of dead processes: their last records, then failed
+        report = sync_runs(source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr))
+    if args.json:
+        _print_json(
+            {
+                "copied": report.copied,
+                "continued": report.continued,
+                "present": report.present,
+                "skipped": report.skipped,
+                "failed": report.failed,
+                "records": report.records,
+            }
+        )
+    else:
+        for line in report.lines():
+            print(_safe(line))
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
@@ -225,6 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("ref", help="numeric id, display id (like ABC-12) or uid")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_delete)
+
+    sync = command("sync", "Copy runs (everything they hold) to another store or a tracking server, resumably.")
+    sync.add_argument(
+        "--url", required=True, help="where to copy to: a server's http(s):// URL, sqlite:///dir or a directory"
+    )
+    sync.add_argument("--project", help="only runs of this project")
+    sync.add_argument("--run", help="only this run (numeric id, display id or uid) and the runs it forks or nests in")
+    sync.set_defaults(handler=cmd_sync)
     return parser
 
 

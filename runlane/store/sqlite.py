@@ -345,8 +345,8 @@ class SQLiteStore(Store):
                         new.alias,
                         new.notes,
                         status,
-                        now,
-                        now,
+                        new.created_at if new.created_at is not None else now,
+                        new.started_at if new.started_at is not None else now,
                         wire.dumps(new.config),
                         new.parent_run_id,
                         new.fork_run_id,
@@ -416,7 +416,9 @@ class SQLiteStore(Store):
             )
             if changes.end is not None:  # the writer's last record: close it with the data, atomically
                 status, reason = changes.end
-                self._close_writer(conn, writer_id, status, reason, time.time())
+                # The run ended when END was written, not when it reached the store (late after an outage,
+                # a replay, a sync).
+                self._close_writer(conn, writer_id, status, reason, time.time(), ended_at=changes.end_time)
         return True
 
     def _apply(self, conn: sqlite3.Connection, run_id: int, changes: ingest_plan.RunChanges) -> None:
@@ -479,7 +481,14 @@ class SQLiteStore(Store):
             self._close_writer(conn, writer_id, status, reason, time.time())
 
     def _close_writer(
-        self, conn: sqlite3.Connection, writer_id: str, status: str | None, reason: str | None, now: float
+        self,
+        conn: sqlite3.Connection,
+        writer_id: str,
+        status: str | None,
+        reason: str | None,
+        now: float,
+        *,
+        ended_at: float | None = None,
     ) -> None:
         row = conn.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
         if row is None:
@@ -489,7 +498,7 @@ class SQLiteStore(Store):
             (now, reason, writer_id),
         )
         if status is not None:
-            self._end_run(conn, row[0], normalize_status(status), reason, now)
+            self._end_run(conn, row[0], normalize_status(status), reason, now if ended_at is None else ended_at)
 
     def _end_run(self, conn: sqlite3.Connection, run_id: int, status: str, reason: str | None, at: float) -> None:
         ended_at = at if status in TERMINAL else None
