@@ -89,13 +89,14 @@ def _rich_store(store: Path, workspace: Path) -> None:
     crashed = run_script(
         """
         import runlane
-        run = _start(project="other", name="crash", system_metrics_interval=None)
+        run = runlane.init(project="other", name="crash", system_metrics_interval=None)
         run.log(x=1.5)
         raise RuntimeError("boom")
         """,
         store,
     )
-    assert crashed.returncode == 1, crashed.stderr
+    assert crashed.returncode == 1
+    assert "RuntimeError: boom" in crashed.stderr
 
 
 @pytest.fixture
