@@ -228,6 +228,19 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    from .server.serve import serve
+
+    return serve(args.store, host=args.host, port=args.port, workers=args.workers)
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .config import Settings
+    from .server.serve import serve_ui
+
+    return serve_ui(Settings.resolve(args.dir).dir, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
@@ -261,6 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--project", help="only runs of this project")
     sync.add_argument("--run", help="only this run (numeric id, display id or uid) and the runs it forks or nests in")
     sync.set_defaults(handler=cmd_sync)
+
+    server = commands.add_parser(
+        "server", help="Serve the HTTP API and the web UI over a store.", description="Serve the HTTP API and the"
+        " web UI over a store (a directory, sqlite:///dir). Binds 127.0.0.1 unless --host says otherwise; any"
+        " other address needs API keys (`runlane keys create`).",
+    )  # fmt: skip
+    server.add_argument("--store", required=True, help="the store: a directory or sqlite:///dir")
+    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    server.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    server.add_argument("--workers", type=int, default=1, help="server processes sharing the socket (default 1)")
+    server.set_defaults(handler=cmd_server)
+
+    ui = commands.add_parser("ui", help="Browse the local store in a web browser (127.0.0.1 only).")
+    ui.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+    ui.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
+    ui.set_defaults(handler=cmd_ui)
     return parser
 
 
