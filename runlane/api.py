@@ -27,6 +27,7 @@ from .entities import (
 from .errors import ProjectNotFoundError, StoreError
 from .naming import RunRef, normalize_project, parse_run_ref
 from .recovery import recover
+from .spool import Spool
 from .steps import STEP_MAX, STEP_MIN, as_integer
 from .store import open_store
 from .store.base import METRIC_DETAILS, MetricDetail, Store
@@ -47,10 +48,12 @@ class Api:
         ``create_project``) raise ``StoreError``, and runs left behind by dead processes stay as they are
         until a process that may write opens the store.
         """
-        self.dir: Path = Settings.resolve(dir).dir
-        self._store: Store = open_store(self.dir, create=create, allow_read_only=True)
+        settings = Settings.resolve(dir)
+        self.store: str = settings.store
+        self.dir: Path | None = settings.dir
+        self._store: Store = open_store(settings.store, create=create, allow_read_only=True)
         if not self._store.read_only:
-            recover(self._store, self.dir)
+            recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 
     def close(self) -> None:
         self._store.close()

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from . import journal
 
-# Writers on another host cannot be probed; they are presumed dead once their heartbeat is this old.
+# Writers on another host cannot be probed; they are presumed dead once their heartbeat is this old (the
+# default of ``Tunables.remote_timeout_s``, ``RUNLANE_REMOTE_TIMEOUT``).
 REMOTE_HEARTBEAT_TIMEOUT_S = 300.0
 
 
@@ -91,6 +92,7 @@ def writer_is_alive(
     heartbeat_at: float,
     now: float,
     journal_path: Path | None,
+    remote_timeout_s: float = REMOTE_HEARTBEAT_TIMEOUT_S,
 ) -> bool:
     """Is a run's writer still there (or may its journal still grow)?
 
@@ -100,6 +102,6 @@ def writer_is_alive(
     if host == host_name() and pid_namespace is not None and pid_namespace == current_pid_namespace():
         if is_alive(pid, pid_started):
             return True
-    elif now - heartbeat_at < REMOTE_HEARTBEAT_TIMEOUT_S:
+    elif now - heartbeat_at < remote_timeout_s:
         return True
     return journal_path is not None and journal.in_use(journal_path)

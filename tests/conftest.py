@@ -26,6 +26,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     # Tests pass dir= explicitly; anything that forgets must not touch the developer's ./.runlane.
     monkeypatch.setenv("RUNLANE_DIR", str(tmp_path / "env-store"))
     monkeypatch.delenv("RUNLANE_MODE", raising=False)
+    # Nor the developer's spools: a store named by a URL spools under the cache directory.
+    monkeypatch.delenv("RUNLANE_SPOOL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     yield
     start.set_enabled(True)
 
@@ -52,11 +55,13 @@ def run_script(
     )
 
 
-def start_script(code: str, store: Path, **popen: object) -> subprocess.Popen[str]:
+def start_script(
+    code: str, store: Path, *, env: dict[str, str] | None = None, **popen: object
+) -> subprocess.Popen[str]:
     """Start ``code`` in a fresh Python process (stdout piped, text mode); the caller waits for it."""
     return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
         [sys.executable, "-c", textwrap.dedent(code)],
-        env=script_env(store),
+        env=env or script_env(store),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import runlane
-from runlane.config import Settings
+from runlane.config import Settings, Tunables
+from runlane.store import open_store
 
 from .conftest import script_env, stored_status
 
@@ -28,11 +29,56 @@ def test_a_store_can_be_named_by_a_sqlite_url(tmp_path: Path) -> None:
     assert (store / "runlane.db").exists()
 
 
-@pytest.mark.parametrize("url", ["postgresql://localhost/runs", "http://localhost:8080", "sqlite://"])
-def test_a_store_url_this_version_cannot_open_is_a_clear_error(tmp_path: Path, url: str) -> None:
-    with pytest.raises(ValueError, match="a store is a directory or sqlite:///path"):
+@pytest.mark.parametrize("url", ["ftp://localhost/runs", "sqlite://", "http://"])
+def test_a_store_location_that_is_no_store_is_a_clear_error(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ValueError, match=r"a store is a directory, sqlite:///path to one, postgresql://\.\.\. or http"):
         runlane.init(project="p", dir=url)
     assert not list(tmp_path.glob("*/runlane.db"))
+
+
+def test_a_scheme_without_a_backend_is_refused_by_open_store_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"no store backend for gopher:// locations"):
+        open_store("gopher://example.org/runs")
+
+
+@pytest.mark.parametrize("url", ["postgresql://db.example/runs", "https://track.example/", "http://localhost:8080"])
+def test_a_url_store_has_its_spool_in_the_users_cache(tmp_path: Path, url: str) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    settings = Settings.resolve(url, env=env)
+    assert settings.store == url.rstrip("/")
+    assert settings.dir is None
+    assert settings.spool.parent == tmp_path / "cache" / "runlane" / "spool"
+    # One spool per store: the same location gives the same one, another store another.
+    assert Settings.resolve(url + "/", env=env).spool == settings.spool
+    assert Settings.resolve("postgresql://other.example/runs", env=env).spool != settings.spool
+    home = Settings.resolve(url, env={"HOME": str(tmp_path / "home")})
+    assert home.spool.parent == tmp_path / "home" / ".cache" / "runlane" / "spool"
+
+
+def test_an_embedded_store_spools_into_itself_unless_runlane_spool_says_otherwise(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert Settings.resolve(store, env={}).spool == store / "journals"
+    assert Settings.resolve(f"sqlite://{store}", env={}).store == str(store)
+    elsewhere = Settings.resolve(store, env={"RUNLANE_SPOOL": str(tmp_path / "spools")})
+    assert elsewhere.spool.parent == tmp_path / "spools"
+
+
+def test_tunables_come_from_the_environment_and_bad_ones_name_their_variable() -> None:
+    env = {
+        "RUNLANE_POLL_INTERVAL": "0.01",
+        "RUNLANE_HEARTBEAT_INTERVAL": "0.5",
+        "RUNLANE_RETRY_MAX": "0.2",
+        "RUNLANE_REMOTE_TIMEOUT": "3",
+        "RUNLANE_FINISH_TIMEOUT": "7",
+    }
+    tunables = Settings.resolve("x", env=env).tunables
+    assert tunables == Tunables(
+        poll_s=0.01, heartbeat_s=0.5, retry_max_s=0.2, remote_timeout_s=3.0, finish_timeout_s=7.0
+    )
+    assert Tunables.from_env(tunables.as_env()) == tunables  # what a drain process is handed
+    assert Settings.resolve("x", env={}).tunables == Tunables()
+    with pytest.raises(ValueError, match="RUNLANE_REMOTE_TIMEOUT='0' must be a positive number of seconds"):
+        Settings.resolve("x", env={"RUNLANE_REMOTE_TIMEOUT": "0"})
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,10 @@
-"""The drain process: ``python -m runlane.drain STORE OWNER_HOST OWNER_PID OWNER_STARTED``.
+"""The drain process: ``python -m runlane.drain STORE SPOOL OWNER_HOST OWNER_PID OWNER_STARTED``.
 
-Started by the SDK when a process first opens a store to write, detached (its own session, no pipe to
-the owner: the journals, the store and ``protocol`` are all they share). Two states:
+``STORE`` is the store's location as ``open_store`` takes it (a directory or a URL), ``SPOOL`` the
+directory of the owner's journals; the tunables come from the ``RUNLANE_*`` variables the owner sets
+(``runlane.config.Tunables``). Started by the SDK when a process first opens a store to write, detached
+(its own session, no pipe to the owner: the journals, the store and ``protocol`` are all they share).
+Two states:
 
 - **active** while the owner has runs open on the store: it holds ``active_lock(pid)`` and a connection,
   and tails the owner's journals into the store;
@@ -24,12 +27,14 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import Tunables, store_location
 from ..liveness import is_alive
 from ..logs import log
 from ..recovery import recover
+from ..spool import Spool
 from ..store import open_store
-from .loop import Drain, Owner, Tunables
-from .protocol import DOORBELL, active_lock, owner_journals
+from .loop import Drain, Owner
+from .protocol import DOORBELL, active_lock
 
 NICENESS = 5  # a quarter of a contended core, all of an idle one
 IDLE_CHECK_S = 1.0  # while idle, how often to look whether the owner is still there
@@ -39,9 +44,14 @@ ORPHAN_RETRY_S = 300.0
 
 
 def main(argv: list[str]) -> int:
-    location, host, pid, started = argv[0], argv[1], int(argv[2]), None if argv[3] == "-" else float(argv[3])
+    if len(argv) != 5:
+        print("usage: python -m runlane.drain STORE SPOOL OWNER_HOST OWNER_PID OWNER_STARTED", file=sys.stderr)
+        return 2
+    location, spool_path, host = store_location(argv[0]), argv[1], argv[2]
+    pid, started = int(argv[3]), None if argv[4] == "-" else float(argv[4])
     owner = Owner(host, pid, started)
-    store_dir = Path(location)
+    spool = Spool(Path(spool_path), location)
+    tunables = Tunables.from_env(os.environ)
     # Blocked (the owner spawns us so): a ring waits, pending, for the next sigtimedwait, never kills.
     signal.pthread_sigmask(signal.SIG_BLOCK, {DOORBELL})
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -56,22 +66,22 @@ def main(argv: list[str]) -> int:
             try:
                 # Checked under the lock: the owner deletes a run's journal before it looks at the lock, so
                 # a doorbell that arrives after the run ended never reopens the store.
-                if owner_journals(store_dir, pid):
-                    _drain_while_active(store_dir, owner, pid, started)
+                if spool.owner_has_journals(pid):
+                    _drain_while_active(spool, owner, tunables)
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
             signal.sigtimedwait({DOORBELL}, IDLE_CHECK_S)
-        return _drain_orphaned(store_dir, owner)
+        return _drain_orphaned(spool, owner, tunables)
     finally:
         os.close(lock_fd)
         lock_path.unlink(missing_ok=True)
 
 
-def _drain_while_active(store_dir: Path, owner: Owner, pid: int, started: float | None) -> None:
-    store = open_store(store_dir)
-    drain = Drain(store, store_dir, owner, Tunables())
+def _drain_while_active(spool: Spool, owner: Owner, tunables: Tunables) -> None:
+    store = open_store(spool.store)
+    drain = Drain(store, spool.store_dir, owner, tunables)
     try:
-        while is_alive(pid, started):
+        while is_alive(owner.pid, owner.pid_started):
             busy = drain.pump()
             if not busy:
                 if drain.owner_writers == 0:
@@ -82,13 +92,13 @@ def _drain_while_active(store_dir: Path, owner: Owner, pid: int, started: float 
         store.close()
 
 
-def _drain_orphaned(store_dir: Path, owner: Owner) -> int:
+def _drain_orphaned(spool: Spool, owner: Owner, tunables: Tunables) -> int:
     """The owner is gone: apply what its journals still hold, then let recovery close its writers and
     fail the runs it did not end (the ones it ended have their END record in the store by now)."""
-    if not owner_journals(store_dir, owner.pid):
+    if not spool.owner_has_journals(owner.pid):
         return 0
-    store = open_store(store_dir)
-    drain = Drain(store, store_dir, owner, Tunables())
+    store = open_store(spool.store)
+    drain = Drain(store, spool.store_dir, owner, tunables)
     try:
         gone_at = time.monotonic()
         while True:
@@ -101,7 +111,7 @@ def _drain_orphaned(store_dir: Path, owner: Owner) -> int:
             if not busy:
                 time.sleep(drain.tunables.poll_s)
         drain.close()
-        recover(store, store_dir)
+        recover(store, spool, tunables)
         return 0
     finally:
         drain.close()

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import journal
+from ..config import Tunables
 from ..errors import OffsetConflictError, StoreUnavailableError
 from ..journal import JournalCorruptError, JournalReader
 from ..logs import log
+from ..spool import journal_path
 from ..store.base import OpenWriter, Store
 
 # How much journal one batch reads at most. Bounded so that the records of one batch, as Python objects,
@@ -28,11 +30,7 @@ from ..store.base import OpenWriter, Store
 BATCH_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Tunables:
-    poll_s: float = 0.05  # how long an idle drain waits before looking at the journals again
-    heartbeat_s: float = 15.0
-    retry_max_s: float = 5.0  # back-off ceiling for transient store errors (locked, disk full, server down)
+__all__ = ["BATCH_BYTES", "Drain", "Owner", "Tunables"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +54,13 @@ class _Tail:
 
 
 class Drain:
-    """Moves the owner's journal records into ``store``; call ``pump()`` repeatedly from one thread."""
+    """Moves the owner's journal records into ``store``; call ``pump()`` repeatedly from one thread.
 
-    def __init__(self, store: Store, store_dir: Path, owner: Owner, tunables: Tunables) -> None:
+    ``store_dir`` is the embedded store's directory (journals in its own spool are named relative to
+    it), None for a store named by a URL.
+    """
+
+    def __init__(self, store: Store, store_dir: Path | None, owner: Owner, tunables: Tunables) -> None:
         self.store = store
         self.store_dir = store_dir
         self.owner = owner
@@ -102,8 +104,8 @@ class Drain:
             self._drop(writer_id)  # closed: by its END record, or by a reader that judged it dead
         for writer_id, writer in open_now.items():
             if writer_id not in self._tails:
-                path = self.store_dir / writer.journal
-                if path.exists():
+                path = journal_path(writer.journal, self.store_dir)
+                if path is not None and path.exists():
                     self._tails[writer_id] = _Tail(writer, path, JournalReader(path, writer.offset))
 
     def _pump_one(self, tail: _Tail) -> bool:

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import journal
-from ..config import DEFAULT_FINISH_TIMEOUT_S
+from ..config import Tunables, embedded_dir
 from ..entities import RunInfo
 from ..errors import RunClosedError
 from ..logs import log as _log
@@ -57,11 +57,11 @@ class Run:
         writer_id: str,
         journal_file: journal.JournalFile,
         next_step: int,
-        store_dir: Path,
+        store: str,
         blobs: BlobSink,
         capture: RunCapture | None = None,
         owner: bool = True,
-        finish_timeout_s: float = DEFAULT_FINISH_TIMEOUT_S,
+        finish_timeout_s: float = Tunables().finish_timeout_s,
     ) -> None:
         self._info = info
         self._finish_timeout_s = finish_timeout_s
@@ -73,7 +73,7 @@ class Run:
         self._writer = store_writer
         self._writer_id = writer_id
         self._journal = journal_file
-        self._store_dir = store_dir
+        self._store = store
         self._blobs = blobs
         self._step = next_step
         self._status = info.status
@@ -159,9 +159,14 @@ class Run:
         return self._info.fork_step
 
     @property
-    def dir(self) -> Path:
-        """The store directory this run lives in."""
-        return self._store_dir
+    def dir(self) -> Path | None:
+        """The directory of the embedded store this run lives in; None for a store named by a URL."""
+        return embedded_dir(self._store)
+
+    @property
+    def store(self) -> str:
+        """The location of the store this run lives in: its directory, or its URL."""
+        return self._store
 
     @property
     def info(self) -> RunInfo:

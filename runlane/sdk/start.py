@@ -9,11 +9,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Settings
-from ..drain.protocol import journal_name as journal_name_for
 from ..journal import JournalFile
 from ..liveness import current_pid_namespace, host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
-from ..recovery import recover
+from ..recovery import close_dead_writers
 from ..statuses import FAILED
 from ..steps import as_integer
 from ..store.base import Attached, ForkRequest, NewRun, Store, WriterSpec
@@ -151,18 +150,18 @@ def init(
         return NoOpRun(project_name, name, config_values, tag_values)
 
     hooks.install()  # before anything exists, so that a signal from here on finds the run once it does
-    blobs = blob_sink(settings)
     # Claims the console and checks the snapshot's limits: may refuse the run before it exists.
-    capture = RunCapture(options, settings.dir, blobs)
+    capture = RunCapture(options, settings.dir if settings.dir is not None else settings.spool)
     capture.prepare()
     try:
-        store_writer = writers.acquire(settings.dir, settings.drain)
+        store_writer = writers.acquire(settings)
     except BaseException:
         capture.stop()
         raise
+    blobs = blob_sink(settings, store_writer)
     writer_id = os.urandom(16).hex()
-    journal_name = journal_name_for(os.getpid(), writer_id)
-    journal_path = settings.dir / journal_name
+    journal_name = store_writer.spool.journal_name(os.getpid(), writer_id)
+    journal_path = store_writer.journal_path(journal_name)
     journal_file = None
     try:
         journal_file = JournalFile(journal_path)
@@ -175,7 +174,7 @@ def init(
                 # A long-lived process (a notebook, a service, a sweep driver) ran recovery when it first
                 # opened the store, long before: replay what writers that died since left of this run, so the
                 # step counter continues after everything the store will ever hold of it.
-                recover(store, settings.dir, [run_id])
+                close_dead_writers(store, store_writer.spool.store_dir, store_writer.tunables, [run_id])
                 return store.attach(RunRef("id", run_id), spec, project=project_name)
 
             attached = store_writer.call(attach)
@@ -196,7 +195,8 @@ def init(
                     return Attached(store.create_run(new, spec), 0, True)
                 # Replay what dead writers left of the chain first: the range a run may be forked at is what
                 # the store will hold of it, not what a long-lived process saw when it first opened the store.
-                recover(store, settings.dir, [node.run_id for node in store.ancestry(store.resolve(fork.ref))])
+                chain = [node.run_id for node in store.ancestry(store.resolve(fork.ref))]
+                close_dead_writers(store, store_writer.spool.store_dir, store_writer.tunables, chain)
                 forked = dataclasses.replace(new, fork=dataclasses.replace(fork, keep_project=project is not None))
                 info = store.create_run(forked, spec)
                 assert info.fork_step is not None
@@ -218,7 +218,7 @@ def init(
         writer_id=writer_id,
         journal_file=journal_file,
         next_step=attached.next_step,
-        store_dir=settings.dir,
+        store=settings.store,
         finish_timeout_s=settings.finish_timeout_s,
         blobs=blobs,
         capture=capture,
@@ -228,7 +228,7 @@ def init(
     # leaves the system metrics to the owner, so a run's samples come from one machine.
     capture.sample_system_metrics(attached.owner)
     try:
-        capture.start(run._record, run.display_id, functools.partial(run._open_side_journal, spec))
+        capture.start(run._record, run.display_id, functools.partial(run._open_side_journal, spec), blobs)
     except BaseException as exc:
         # The run exists: end it with the reason rather than leave it running without its capture (a side
         # process only closes its writer: its failure is not the run's).
@@ -243,16 +243,20 @@ def init(
     return run
 
 
-def blob_sink(settings: Settings) -> BlobSink:
+def blob_sink(settings: Settings, link: writers.StoreWriter | None = None) -> BlobSink:
     """Where this process's runs put their blobs (images, code snapshots, environment captures).
 
     The SDK's one seam for blobs: a run and its capture threads write blobs only through what this
-    returns. For the embedded store, the store directory's blobs; a remote store returns a sink that
-    keeps blobs in the spool for the writer to upload before the records that name them.
+    returns. For the embedded store, the store directory's blobs (written in place, no store call); for a
+    store named by a URL, ``Store.put_blob`` through the process's ``link`` to it.
     """
-    from ..blobs import LocalBlobs
+    if settings.dir is not None:
+        from ..blobs import LocalBlobs
 
-    return LocalBlobs(settings.dir)
+        return LocalBlobs(settings.dir)
+    if link is None:
+        raise ValueError(f"the blobs of {settings.store} go through a link to the store (writers.acquire)")
+    return writers.StoreBlobs(link)
 
 
 def _fork_request(

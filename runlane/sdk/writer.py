@@ -33,16 +33,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
-from ..config import DrainKind
-from ..drain.loop import Drain, Owner, Tunables
-from ..drain.protocol import DOORBELL, active_lock, journal_name
+from ..config import Settings, Tunables
+from ..drain.loop import Drain, Owner
+from ..drain.protocol import DOORBELL, active_lock
 from ..errors import JournalDamagedError, StoreUnavailableError
 from ..journal import End, JournalFile, new_packer
 from ..liveness import host_name, process_start_time
 from ..logs import log
 from ..recovery import recover, replay_journal
+from ..spool import Spool, journal_path
 from ..statuses import FAILED
 from ..store import open_store
 from ..store.base import OpenWriter, Store, WriterSpec
@@ -51,16 +52,17 @@ T = TypeVar("T")
 
 STOP_WAIT_S = 2.0  # how long the end of the last run waits for its drain process to exit
 
-DRAIN_LOG = "drain.log"  # in the store: what drain processes have to say (store errors, damaged journals)
+# What drain processes have to say (store errors, damaged journals): in the embedded store, else the spool.
+DRAIN_LOG = "drain.log"
 
 
 class _DrainThread:
     """The fallback: the drain loop on a thread of this process, stopped with the last run."""
 
-    def __init__(self, store_dir: Path, owner: Owner) -> None:
+    def __init__(self, spool: Spool, owner: Owner, tunables: Tunables) -> None:
         self._stopping = threading.Event()
-        self._store = open_store(store_dir)
-        self._drain = Drain(self._store, store_dir, owner, Tunables())
+        self._store = open_store(spool.store)
+        self._drain = Drain(self._store, spool.store_dir, owner, tunables)
         self._thread = threading.Thread(target=self._main, name="runlane-drain", daemon=True)
         self._thread.start()
 
@@ -133,16 +135,17 @@ def _reap_finished() -> None:
             _unreaped.remove(pid)
 
 
-def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
+def _spawn_drain_process(spool: Spool, owner: Owner, tunables: Tunables) -> int | None:
     """Start ``python -m runlane.drain`` for this process and store, detached; None where it cannot be."""
     if not sys.executable or getattr(sys, "frozen", False):
         return None
-    env = dict(os.environ)
+    env = {**os.environ, **tunables.as_env()}  # the drain runs with this process's resolved tunables
     # The drain must run this very runlane, whatever the child's own sys.path would find first.
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     started = "-" if owner.pid_started is None else repr(owner.pid_started)
-    argv = [sys.executable, "-m", "runlane.drain", str(store_dir), owner.host, str(owner.pid), started]
+    drain_log = (spool.store_dir or spool.dir) / DRAIN_LOG
+    argv = [sys.executable, "-m", "runlane.drain", spool.store, str(spool.dir), owner.host, str(owner.pid), started]
     try:
         return os.posix_spawn(
             sys.executable,
@@ -152,7 +155,7 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
                 (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
                 # Not our stderr: a drain that outlives this process (a crash, a store locked for long) must not
                 # hold the pipe of whoever waits for this process's output to end.
-                (os.POSIX_SPAWN_OPEN, 1, str(store_dir / DRAIN_LOG), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
+                (os.POSIX_SPAWN_OPEN, 1, str(drain_log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
                 (os.POSIX_SPAWN_DUP2, 1, 2),
             ],
             setsid=True,  # a Ctrl-C meant for the training script must not stop the drain
@@ -167,25 +170,29 @@ def _spawn_drain_process(store_dir: Path, owner: Owner) -> int | None:
 # Drain processes that were left to finish by themselves (a run's end timed out) or did not stop in time:
 # reaped when they are done, so no zombie stays behind.
 _unreaped: list[int] = []
-# The one idle drain process this process keeps for its next init(): (store location, pid).
-_idle_drain: tuple[Path, int] | None = None
+# The one idle drain process this process keeps for its next init(): (store location, spool, pid).
+_idle_drain: tuple[str, Path, int] | None = None
 
 
 class StoreWriter:
-    """This process's link to the store at ``store_dir``. Use ``acquire()``/``release()``."""
+    """This process's link to the store ``settings.store``, its journals in ``settings.spool``.
+    Use ``acquire()``/``release()``."""
 
-    def __init__(self, store_dir: Path, drain: DrainKind = "process") -> None:
-        self.store_dir = store_dir
-        self._drain_kind = drain
+    def __init__(self, settings: Settings) -> None:
+        self.location = settings.store
+        self.spool = Spool(settings.spool, settings.store)
+        self.tunables = settings.tunables
+        self._drain_kind = settings.drain
         self.users = 0
         self._lock = threading.Lock()
-        self._store: Store = open_store(store_dir)
+        self._store: Store = open_store(settings.store)
         self._thread: _DrainThread | None = None
         self._drain_pid: int | None = None
         self._pending = False  # a run's end timed out: its drain must finish applying it
         try:
+            self.spool.prepare()
             try:
-                recover(self._store, store_dir)
+                recover(self._store, self.spool, self.tunables)
             except Exception:  # a damaged leftover must not keep this process from tracking its own runs
                 log.exception("runlane: could not recover runs left behind by other processes")
             self._start_drain()
@@ -196,21 +203,28 @@ class StoreWriter:
     def _start_drain(self) -> None:
         global _idle_drain
         _reap_finished()
-        if _idle_drain is not None and _idle_drain[0] == self.store_dir:
-            self._drain_pid, _idle_drain = _idle_drain[1], None
+        if _idle_drain is not None and _idle_drain[:2] == (self.location, self.spool.dir):
+            self._drain_pid, _idle_drain = _idle_drain[2], None
             if _drain_process_alive(self._drain_pid):
                 return  # the one kept from this store's previous run: rung once a run is registered
         pid = os.getpid()
         owner = Owner(host_name(), pid, process_start_time(pid))
-        self._drain_pid = _spawn_drain_process(self.store_dir, owner) if self._drain_kind == "process" else None
+        if self._drain_kind == "process":
+            self._drain_pid = _spawn_drain_process(self.spool, owner, self.tunables)
         if self._drain_pid is None:
-            self._thread = _DrainThread(self.store_dir, owner)
+            self._thread = _DrainThread(self.spool, owner, self.tunables)
 
     def ring(self) -> None:
         """Tell the drain process a writer was registered (a no-op for a drain thread, which polls)."""
         if self._drain_pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._drain_pid, DOORBELL)
+
+    def journal_path(self, name: str) -> Path:
+        """Where the journal a registration names (``Spool.journal_name``) is on this machine."""
+        path = journal_path(name, self.spool.store_dir)
+        assert path is not None  # names from this link's spool are absolute or inside its store
+        return path
 
     def call(self, fn: Callable[[Store], T]) -> T:
         """Run ``fn(store)`` on this process's connection, one call at a time."""
@@ -233,7 +247,7 @@ class StoreWriter:
             if writer is None:
                 return
             try:
-                replay_journal(self._store, writer, journal, deadline=deadline)
+                replay_journal(self._store, writer, journal, deadline=deadline, retry_max_s=self.tunables.retry_max_s)
             except StoreUnavailableError:
                 log.warning("runlane: the store stayed unavailable while %s was applied", journal)
 
@@ -253,7 +267,9 @@ class StoreWriter:
                 journal.unlink(missing_ok=True)
                 return True
             try:
-                replay = replay_journal(self._store, writer, journal, deadline=deadline)
+                replay = replay_journal(
+                    self._store, writer, journal, deadline=deadline, retry_max_s=self.tunables.retry_max_s
+                )
             except FileNotFoundError:
                 # The drain applied the END record and deleted the journal while we were on our way.
                 if self._open_writer(writer_id) is not None:
@@ -285,9 +301,33 @@ class StoreWriter:
             _unreaped.append(pid)  # it goes on applying the journal; it exits once this process is gone
             return
         _wait_until_idle(pid)
-        previous, _idle_drain = _idle_drain, (self.store_dir, pid)
+        previous, _idle_drain = _idle_drain, (self.location, self.spool.dir, pid)
         if previous is not None:
-            _stop_drain_process(previous[1])
+            _stop_drain_process(previous[2])
+
+
+class StoreBlobs:
+    """A blob sink that hands each blob to the store (``Store.put_blob``) on the caller's thread, for a store
+    that is not a local directory: the blob is in the store before the record naming it is journaled."""
+
+    def __init__(self, link: StoreWriter) -> None:
+        self._link = link
+
+    def put_bytes(self, data: bytes, ext: str) -> str:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a blob is bytes, got {type(data).__name__}")
+        payload = bytes(data)
+        return self._link.call(lambda store: store.put_blob(payload, ext))
+
+    def put_written(self, write: Callable[[BinaryIO], None], ext: str) -> str:
+        import tempfile
+
+        # Built in the spool (a snapshot may be too large to build in memory twice), then sent whole.
+        with tempfile.TemporaryFile(dir=self._link.spool.dir) as out:
+            write(out)
+            out.seek(0)
+            data = out.read()
+        return self.put_bytes(data, ext)
 
 
 class SideJournal:
@@ -303,8 +343,8 @@ class SideJournal:
 
     def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int) -> None:
         self.writer_id = os.urandom(16).hex()
-        name = journal_name(process.pid, self.writer_id)
-        self.file = JournalFile(store_writer.store_dir / name)
+        name = store_writer.spool.journal_name(process.pid, self.writer_id)
+        self.file = JournalFile(store_writer.journal_path(name))
         spec = process._replace(id=self.writer_id, journal=name)
         try:
             store_writer.call(lambda store: store.add_writer(run_id, spec))
@@ -323,16 +363,20 @@ class SideJournal:
 
 # -- one link per (process, store location) -----------------------------------------------------
 
-_registry: dict[Path, StoreWriter] = {}
+# Keyed by the store's canonical location (``Settings.store``): a directory and ``sqlite:///`` of it are one.
+_registry: dict[str, StoreWriter] = {}
 _registry_lock = threading.Lock()
 
 
-def acquire(store_dir: Path, drain: DrainKind = "process") -> StoreWriter:
-    """The link for ``store_dir``, opened if needed; pair every call with ``release()``."""
+def acquire(settings: Settings) -> StoreWriter:
+    """The link for ``settings.store``, opened if needed; pair every call with ``release()``.
+
+    The first caller's settings (spool, drain, tunables) are the link's until its last user releases it.
+    """
     with _registry_lock:
-        writer = _registry.get(store_dir)
+        writer = _registry.get(settings.store)
         if writer is None:
-            writer = _registry[store_dir] = StoreWriter(store_dir, drain)
+            writer = _registry[settings.store] = StoreWriter(settings)
         writer.users += 1
         return writer
 
@@ -343,8 +387,8 @@ def release(writer: StoreWriter) -> None:
         writer.users -= 1
         if writer.users > 0:
             return
-        if _registry.get(writer.store_dir) is writer:
-            del _registry[writer.store_dir]
+        if _registry.get(writer.location) is writer:
+            del _registry[writer.location]
     writer.stop()
 
 

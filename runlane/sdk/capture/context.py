@@ -106,10 +106,10 @@ def _interval(value: Any) -> float | None:
 class RunCapture:
     """Everything that captures context for one run; created by ``init()``, stopped by ``Run._end``."""
 
-    def __init__(self, options: CaptureOptions, store_dir: Path, blobs: BlobSink) -> None:
+    def __init__(self, options: CaptureOptions, store_dir: Path) -> None:
         self.options = options
-        self._store_dir = store_dir  # cut out of the snapshot
-        self._blobs = blobs
+        self._store_dir = store_dir  # what runlane writes here (the store, or the spool): cut out of the snapshot
+        self._blobs: BlobSink | None = None  # given by start(): the run's link to its store
         self._workdir: Path | None = None  # where the environment's git facts come from
         self._console: ConsoleCapture | None = None
         self._snapshot: SnapshotPlan | None = None
@@ -144,11 +144,12 @@ class RunCapture:
         if self.options.system_auto and not enabled:
             self.options = self.options._replace(system_interval=None)
 
-    def start(self, emit: Emit, label: str, open_journal: OpenJournal) -> None:
+    def start(self, emit: Emit, label: str, open_journal: OpenJournal, blobs: BlobSink) -> None:
         """Start capturing for the run ``label`` (its display id); on failure, stop what was started.
 
         ``emit`` takes the records of the capture threads; ``open_journal`` gives the console its own journal,
-        appended to by its tee process."""
+        appended to by its tee process; ``blobs`` takes the environment and the snapshot."""
+        self._blobs = blobs
         try:
             if self._console is not None:
                 self._console.start(open_journal, label)
@@ -200,6 +201,7 @@ class RunCapture:
 
         assert self._workdir is not None
         document = wire.dumps(collect(self._workdir)).encode("utf-8")
+        assert self._blobs is not None
         name = self._blobs.put_bytes(document, "json")
         return File.new(time.time(), "environment", name, {"bytes": len(document)})
 
@@ -207,5 +209,6 @@ class RunCapture:
         from .snapshot import build
 
         assert self._snapshot is not None
+        assert self._blobs is not None
         name, meta = build(self._snapshot, self._blobs)
         return File.new(time.time(), "code", name, meta)
