@@ -203,13 +203,15 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from .config import Settings
     from .recovery import recover
+    from .spool import Spool
     from .store import open_store
     from .sync import sync_runs
     from .sync.progress import progress_for
 
-    source_dir = Settings.resolve(args.dir).dir
-    with open_store(source_dir, create=False) as source, open_store(args.url) as target:
-        recover(source, source_dir)  # runs of dead processes: their last records, then failed
+    settings = Settings.resolve(args.dir)
+    with open_store(settings.store, create=False) as source, open_store(args.url) as target:
+        # Runs of dead processes: their last records in, then failed, so they are complete and can be copied.
+        recover(source, Spool(settings.spool, settings.store), settings.tunables)
         report = sync_runs(source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr))
     if args.json:
         _print_json(

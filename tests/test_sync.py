@@ -21,8 +21,10 @@ import pytest
 
 import runlane
 from runlane import Api
+from runlane.config import Settings
 from runlane.recovery import recover
 from runlane.sdk.run import Run
+from runlane.spool import Spool
 from runlane.store import open_store
 from runlane.sync import sync_runs
 
@@ -107,8 +109,9 @@ def rich_store(tmp_path: Path) -> Path:
 
 
 def _sync(source: Path, target: Path, **kwargs: object) -> runlane.sync.SyncReport:
+    settings = Settings.resolve(source)
     with open_store(source) as src, open_store(target) as tgt:
-        recover(src, source)
+        recover(src, Spool(settings.spool, settings.store), settings.tunables)
         return sync_runs(src, tgt, **kwargs)  # type: ignore[arg-type]
 
 
