@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from . import wire
-from .config import Settings
+from .config import ENV_API_KEY, ENV_URL, Settings
 from .entities import (
     Bucket,
     History,
@@ -40,18 +40,39 @@ if TYPE_CHECKING:
 class Api:
     """Read access to a store: projects, runs, metric histories, logs, system metrics, images and files."""
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None, *, create: bool = False) -> None:
-        """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``).
+    def __init__(
+        self,
+        dir: str | os.PathLike[str] | None = None,
+        *,
+        url: str | None = None,
+        api_key: str | None = None,
+        create: bool = False,
+    ) -> None:
+        """Open the store in ``dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``), or the runlane server at
+        ``url`` (``http(s)://host:port``; else ``$RUNLANE_URL`` when no ``dir`` is given), which returns
+        the same entities. ``api_key`` (else ``$RUNLANE_API_KEY``) is sent to a server that has keys.
 
         A directory without a store is a ``StoreNotFoundError`` unless ``create=True``. A store this
         process may not write to is opened read-only: everything can be read, writes (``delete_run``,
         ``create_project``) raise ``StoreError``, and runs left behind by dead processes stay as they are
         until a process that may write opens the store.
         """
+        if url is not None and dir is not None:
+            raise ValueError("pass dir= (a local store) or url= (a runlane server), not both")
+        url = url or (os.environ.get(ENV_URL) or None if dir is None else None)
+        #: The local store's directory (None for a server).
+        self.dir: Path | None = None
+        #: The server's URL (None for a local store).
+        self.url: str | None = None
+        if url is not None:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
+            self.url = url
+            self._store: Store = open_store(url, api_key=api_key or os.environ.get(ENV_API_KEY) or None)
+            return
         settings = Settings.resolve(dir)
-        self.store: str = settings.store
-        self.dir: Path | None = settings.dir
-        self._store: Store = open_store(settings.store, create=create, allow_read_only=True)
+        self.dir = settings.dir
+        self._store = open_store(settings.store, create=create, allow_read_only=True)
         if not self._store.read_only:
             recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 

@@ -1,6 +1,7 @@
 """The ``runlane`` command: a thin skin over ``runlane.Api``.
 
-Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) and ``--json`` for scripts.
+Every command takes ``--dir`` (else ``$RUNLANE_DIR``, else ``./.runlane``) or ``--url`` (a runlane server,
+else ``$RUNLANE_URL``; its key from ``$RUNLANE_API_KEY``) and ``--json`` for scripts.
 Human output shows every string a user chose (names, tags, notes, reasons) with its control characters
 escaped (``\n``, ``\x1b``): a name must not forge table rows or send escape sequences to the terminal.
 ``--json`` prints strings exactly (JSON escapes what needs it).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -72,7 +74,7 @@ def _print_json(value: Any) -> None:
 def cmd_ls(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         # Only the primary metric's aggregates: a listing must not cost more for runs with more metrics
         # (`show` has them all). Its JSON holds the same, so "metrics" has at most that one metric.
         runs = api.runs(project=args.project, status=args.status, tags=args.tag, metrics="primary")
@@ -105,7 +107,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         run = api.run(args.ref)
         lineage = api.lineage(run.id)
     if args.json:
@@ -185,7 +187,7 @@ def _lineage_line(lineage: Lineage) -> str:
 def cmd_delete(args: argparse.Namespace) -> int:
     from .api import Api
 
-    with Api(args.dir) as api:
+    with Api(args.dir, url=args.url) as api:
         run = api.run(args.ref)
         if not args.yes:
             if not sys.stdin.isatty():
@@ -201,7 +203,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .config import Settings
+    from .config import ENV_API_KEY, Settings
     from .recovery import recover
     from .spool import Spool
     from .store import open_store
@@ -209,7 +211,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .sync.progress import progress_for
 
     settings = Settings.resolve(args.dir)
-    with open_store(settings.store, create=False) as source, open_store(args.url) as target:
+    api_key = os.environ.get(ENV_API_KEY) or None
+    with open_store(settings.store, create=False) as source, open_store(args.url, api_key=api_key) as target:
         # Runs of dead processes: their last records in, then failed, so they are complete and can be copied.
         recover(source, Spool(settings.spool, settings.store), settings.tunables)
         report = sync_runs(source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr))
@@ -240,7 +243,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .config import Settings
     from .server.serve import serve_ui
 
-    return serve_ui(Settings.resolve(args.dir).dir, port=args.port)
+    directory = Settings.resolve(args.dir).dir
+    if directory is None:
+        raise ValueError("runlane ui serves a local store: pass --dir (RUNLANE_DIR names a URL); see runlane server")
+    return serve_ui(directory, port=args.port)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+        where = sub.add_mutually_exclusive_group()
+        where.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
+        where.add_argument("--url", help="a runlane server, http(s)://host:port (default: $RUNLANE_URL if set)")
         sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
         return sub
 
@@ -269,10 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_delete)
 
-    sync = command("sync", "Copy runs (everything they hold) to another store or a tracking server, resumably.")
-    sync.add_argument(
-        "--url", required=True, help="where to copy to: a server's http(s):// URL, sqlite:///dir or a directory"
-    )
+    about = "Copy runs (everything they hold) to a tracking server or another store, resumably."
+    sync = commands.add_parser("sync", help=about, description=about)
+    sync.add_argument("--dir", help="the store to copy from (default: $RUNLANE_DIR or ./.runlane)")
+    sync.add_argument("--url", required=True, help="where to copy to: a server's http(s)://host:port or sqlite:///dir")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
     sync.add_argument("--project", help="only runs of this project")
     sync.add_argument("--run", help="only this run (numeric id, display id or uid) and the runs it forks or nests in")
     sync.set_defaults(handler=cmd_sync)

@@ -23,6 +23,8 @@ ENV_MODE = "RUNLANE_MODE"
 ENV_DRAIN = "RUNLANE_DRAIN"
 ENV_SPOOL = "RUNLANE_SPOOL"
 ENV_FINISH_TIMEOUT = "RUNLANE_FINISH_TIMEOUT"
+ENV_URL = "RUNLANE_URL"  # a runlane server (http(s)://host:port)
+ENV_API_KEY = "RUNLANE_API_KEY"  # sent to it as a Bearer token
 
 #: Schemes of store locations that name a store elsewhere (resolved by ``runlane.store.open_store``).
 URL_SCHEMES = ("postgresql", "postgres", "http", "https")

@@ -25,6 +25,7 @@ from fastapi import APIRouter, FastAPI
 from .. import __version__
 from ..store.base import Store
 from .errors import install_error_handlers
+from .limits import BodyLimit
 from .pool import StorePool
 from .responses import WireJSONResponse
 from .static import static_dir
@@ -100,9 +101,12 @@ def create_app(
     app.state.static_dir = Path(ui).resolve() if isinstance(ui, Path) else static_dir() if ui else None
     install_error_handlers(app)
 
-    from . import read_routes
+    app.add_middleware(BodyLimit)
+
+    from . import ingest_routes, read_routes
 
     app.include_router(read_routes.router)
+    app.include_router(ingest_routes.router)
     for name in ROUTERS:
         module, _, attribute = name.partition(":")
         app.include_router(getattr(importlib.import_module(module), attribute))
@@ -114,12 +118,14 @@ def create_app(
 def _recover(factory: Callable[[], Store], directory: Path) -> None:
     # As runlane.Api does on open: what processes of this machine left in their journals is replayed
     # before the first reader looks, and runs their owners abandoned are failed.
+    from ..config import STORE_JOURNALS
     from ..recovery import recover
+    from ..spool import Spool
 
     store = factory()
     try:
         if not store.read_only:
-            recover(store, directory)
+            recover(store, Spool(directory / STORE_JOURNALS, str(directory.absolute())))
     finally:
         store.close()
 

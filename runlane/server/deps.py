@@ -11,10 +11,34 @@ from ..naming import RunRef, parse_run_ref
 from ..store.base import Store
 from .errors import ApiError
 
+#: A client with a deadline (``Store.patience`` on an ``HttpStore``) says how long it waits; the server then
+#: gives up on a busy store in about that time with 503 instead of committing after the client left.
+PATIENCE_HEADER = "X-Runlane-Patience"
+MAX_PATIENCE_S = 600.0
+
+
+def _patience(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ApiError(
+            400, f"{PATIENCE_HEADER} must be a number of seconds, got {value[:40]!r}", PATIENCE_HEADER
+        ) from None
+    if not 0 < seconds <= MAX_PATIENCE_S:  # also refuses NaN
+        raise ApiError(400, f"{PATIENCE_HEADER} must be from 0 to {MAX_PATIENCE_S:g} seconds", PATIENCE_HEADER)
+    return seconds
+
 
 def _store(request: Request) -> Iterator[Store]:
+    seconds = _patience(request.headers.get(PATIENCE_HEADER))
     with request.app.state.pool.lease() as store:
-        yield store
+        if seconds is None:
+            yield store
+        else:
+            with store.patience(seconds):
+                yield store
 
 
 StoreDep = Annotated[Store, Depends(_store)]

@@ -55,9 +55,15 @@ class ApiError(Exception):
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    status: int,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    *,
+    code: str | None = None,
+    **extra: Any,
 ) -> Response:
-    body: dict[str, Any] = {"code": CODES.get(status, "error"), "message": message, "field": field, **extra}
+    body: dict[str, Any] = {"code": code or CODES.get(status, "error"), "message": message, "field": field, **extra}
     return WireJSONResponse({"error": body}, status_code=status, headers=headers)
 
 
@@ -103,12 +109,12 @@ async def _runlane(request: Request, exc: Exception) -> Response:
     if isinstance(exc, OffsetConflictError):
         return error_response(409, str(exc), "start", committed=exc.committed)
     if isinstance(exc, DeletionRefusedError):
-        return error_response(409, str(exc), "ref")
+        return error_response(409, str(exc), "ref", code="deletion_refused")
     if isinstance(exc, StoreUnavailableError):
         return error_response(503, str(exc), None, headers={"Retry-After": str(RETRY_AFTER_S)})
     if isinstance(exc, StoreError):
-        # Read-only store, a blob it does not hold, ...: the state of the store, not a server fault.
-        return error_response(409, str(exc), None)
+        # Read-only store, a writer it does not know, ...: the state of the store, not a server fault.
+        return error_response(409, str(exc), None, code="store_error")
     return error_response(400, str(exc), None)
 
 

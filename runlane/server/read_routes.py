@@ -100,6 +100,24 @@ def runs(
     return WireJSONResponse(out)
 
 
+@router.get("/run-list")
+def run_list(
+    store: StoreDep,
+    project: Annotated[str | None, Query(max_length=400)] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    tag: Annotated[list[str] | None, Query()] = None,
+    metrics: Literal["all", "primary"] = "all",
+) -> Response:
+    """Every matching run, newest first (``Store.runs``; the runs page is the paged, sorted one)."""
+    try:
+        name = normalize_project(project) if project is not None else None
+        RunsQuery(statuses=tuple(status or ()), tags=tuple(tag or ())).check()
+    except ValueError as exc:
+        raise ApiError(400, str(exc), "project" if str(exc).startswith("project") else _query_field(str(exc))) from None
+    found = store.runs(name, status or None, tag or None, metrics=metrics)
+    return WireJSONResponse({"items": [wire.to_wire(run) for run in found]})
+
+
 @router.get("/runs/{ref}")
 def run(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse(wire.to_wire(store.run(ref)))

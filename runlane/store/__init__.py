@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class Opener(Protocol):
-    """Opens the store at a URL of its scheme (``create``/``allow_read_only`` as in ``open_store``)."""
+    """Opens the store at a URL of its scheme (``create``/``allow_read_only`` as in ``open_store``; an
+    opener that takes ``api_key`` gets it when one is given)."""
 
     def __call__(self, url: str, *, create: bool, allow_read_only: bool) -> Store: ...
 
@@ -36,7 +37,13 @@ def _open_sqlite(url: str, *, create: bool, allow_read_only: bool) -> Store:
 
 #: URL scheme -> the opener of its stores, as a callable or ``"module:function"`` (imported when first used).
 #: A backend adds its scheme here (``register_scheme``); a location without ``://`` is a SQLite directory.
-SCHEMES: dict[str, Opener | str] = {"sqlite": _open_sqlite}
+def _open_http(url: str, *, create: bool, allow_read_only: bool, api_key: str | None = None) -> Store:
+    from .http import HttpStore
+
+    return HttpStore(url, api_key=api_key)  # a server's store always exists, and says what a key may do
+
+
+SCHEMES: dict[str, Opener | str] = {"sqlite": _open_sqlite, "http": _open_http, "https": _open_http}
 
 
 def register_scheme(scheme: str, opener: Opener | str) -> None:
@@ -44,9 +51,15 @@ def register_scheme(scheme: str, opener: Opener | str) -> None:
     SCHEMES[scheme.lower()] = opener
 
 
-def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_read_only: bool = False) -> Store:
-    """Open the store at ``location``: a directory (embedded SQLite), ``sqlite:///path``, or a URL of
-    another registered scheme (``SCHEMES``).
+def open_store(
+    location: str | os.PathLike[str],
+    *,
+    create: bool = True,
+    allow_read_only: bool = False,
+    api_key: str | None = None,
+) -> Store:
+    """Open the store at ``location``: a directory (embedded SQLite), ``sqlite:///path``, a runlane server's
+    ``http(s)://host:port`` (``api_key`` is sent to it), or a URL of another registered scheme (``SCHEMES``).
 
     A store this process may not write to is opened read-only with ``allow_read_only`` (readers), else
     refused with ``StoreError`` (writers).
@@ -67,5 +80,7 @@ def open_store(location: str | os.PathLike[str], *, create: bool = True, allow_r
         module, _, attr = entry.partition(":")
         opener = cast("Callable[..., Store]", getattr(importlib.import_module(module), attr))
     else:
-        opener = entry
+        opener = cast("Callable[..., Store]", entry)
+    if api_key is not None:
+        return opener(text, create=create, allow_read_only=allow_read_only, api_key=api_key)
     return opener(text, create=create, allow_read_only=allow_read_only)
