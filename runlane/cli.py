@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -203,19 +202,35 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .config import ENV_API_KEY, Settings
+    from .config import Settings
+    from .errors import StoreNotFoundError
     from .recovery import recover
     from .spool import Spool
     from .store import open_store
-    from .sync import sync_runs
+    from .sync import SyncReport, deliver_spool, sync_runs
     from .sync.progress import progress_for
 
     settings = Settings.resolve(args.dir)
-    api_key = os.environ.get(ENV_API_KEY) or None
-    with open_store(settings.store, create=False) as source, open_store(args.url, api_key=api_key) as target:
-        # Runs of dead processes: their last records in, then failed, so they are complete and can be copied.
-        recover(source, Spool(settings.spool, settings.store), settings.tunables)
-        report = sync_runs(source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr))
+    remote = args.url.lower().startswith(("http://", "https://"))
+    target_settings = Settings.resolve(url=args.url) if remote else Settings.resolve(args.url)
+    with open_store(target_settings.store, api_key=target_settings.api_key) as target:
+        delivered = 0
+        if remote:  # what processes of this machine could not upload before they ended (an outage)
+            delivered = deliver_spool(target, Spool(target_settings.spool, target_settings.store), settings.tunables)
+        try:
+            source = open_store(settings.store, create=False)
+        except StoreNotFoundError:
+            if args.dir is not None or args.project is not None or args.run is not None:
+                raise
+            report = SyncReport()  # no local store here: the spool was all there was to deliver
+        else:
+            with source:
+                # Runs of dead processes: their last records in, then failed, so they are complete to copy.
+                recover(source, Spool(settings.spool, settings.store), settings.tunables)
+                report = sync_runs(
+                    source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr)
+                )
+        report.leftovers = delivered
     if args.json:
         _print_json(
             {
@@ -225,6 +240,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 "skipped": report.skipped,
                 "failed": report.failed,
                 "records": report.records,
+                "leftovers": report.leftovers,
             }
         )
     else:

@@ -14,14 +14,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..config import Tunables
 from ..entities import RunInfo
 from ..errors import RunlaneError, StoreUnavailableError
 from ..naming import RunRef, normalize_project, parse_run_ref
+from ..recovery import deliver_leftovers
+from ..spool import Spool
 from ..statuses import TERMINAL
 from ..store.base import Store
 from .copy import Retrying, SyncConflictError, copy_run, sync_writer_id
 
-__all__ = ["Progress", "SyncConflictError", "SyncReport", "sync_runs", "sync_writer_id"]
+__all__ = ["Progress", "SyncConflictError", "SyncReport", "deliver_spool", "sync_runs", "sync_writer_id"]
 
 
 class Progress(Protocol):
@@ -46,6 +49,7 @@ class SyncReport:
     skipped: dict[str, str] = field(default_factory=dict)  # not copied, and why (running, parent missing)
     failed: dict[str, str] = field(default_factory=dict)  # the copy failed: the error
     records: int = 0  # records applied to the target by this sync
+    leftovers: int = 0  # journals of ended processes of this machine delivered from the target's spool
 
     @property
     def ok(self) -> bool:
@@ -58,9 +62,20 @@ class SyncReport:
             f"synced {done} run(s) ({len(self.copied)} new, {len(self.continued)} continued), {self.records} records;"
             f" {len(self.present)} already on the target"
         ]
+        if self.leftovers:
+            lines.append(f"delivered {self.leftovers} journal(s) that earlier processes could not upload")
         lines += [f"skipped {label}: {why}" for label, why in self.skipped.items()]
         lines += [f"failed {label}: {why}" for label, why in self.failed.items()]
         return lines
+
+
+def deliver_spool(target: Store, spool: Spool, tunables: Tunables) -> int:
+    """Deliver to ``target`` what ended processes of this machine left unsent in ``spool`` (a run that
+    outlived its server's outage, or started during one), exactly once; return how many journals it
+    delivered. Journals that live processes still write are theirs."""
+    before = {path.name for path in spool.journals()}
+    deliver_leftovers(target, spool, tunables)
+    return len(before - {path.name for path in spool.journals()})
 
 
 def _selection(source: Store, project: str | None, run: str | int | None) -> list[RunInfo]:
