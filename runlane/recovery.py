@@ -145,7 +145,10 @@ def _settle(store: Store, store_dir: Path | None, judged: _Judged, dead: list[Op
         path = journal_path(writer.journal, store_dir)
         replay = Replay()
         if path is not None and path.exists():
-            replay = replay_journal(store, writer, path)
+            try:
+                replay = replay_journal(store, writer, path)
+            except FileNotFoundError:  # another deliverer (the writer's own drain) finished it meanwhile
+                continue
         elif path is None:
             replay.note = "its journal is not on this machine"
         elif writer.offset > 0:

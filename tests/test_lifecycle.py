@@ -14,6 +14,7 @@ import runlane
 from runlane.errors import RunClosedError
 
 from .conftest import run_script, start_script
+from .remote import store_dir  # noqa: F401 - every test here runs on a local store and on a server
 
 
 def test_display_ids_are_sequential_per_project(store_dir: Path) -> None:

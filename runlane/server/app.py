@@ -23,9 +23,11 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 
 from .. import __version__
+from ..config import Tunables
 from ..store.base import Store
 from .errors import install_error_handlers
 from .limits import BodyLimit
+from .liveness import LivenessSweep
 from .pool import StorePool
 from .responses import WireJSONResponse
 from .static import static_dir
@@ -81,9 +83,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if directory is not None:
             _recover(factory, directory)
+        sweep = LivenessSweep(factory, directory, Tunables.from_env(os.environ))
+        sweep.start()
         try:
             yield
         finally:
+            sweep.stop()
             pool.close()
 
     app = FastAPI(
