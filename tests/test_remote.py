@@ -145,6 +145,7 @@ def test_a_server_killed_three_times_while_four_clients_log_loses_and_repeats_no
         pause.wait(chance.uniform(0.3, 2.5))
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(timeout=20)
+        server.stop()  # closes its pipe
         server = _start(store, port, log)
     try:
         results = [client.communicate(timeout=300) for client in clients]

@@ -255,18 +255,28 @@ class StoreWriter:
     def _registered(self, journal: Path, deadline: float) -> bool:
         """Whether the store knows the journal's writer, registering it now if its run started while the
         store was unreachable (``runlane.pending``); False while it still is."""
+        if not pending.is_pending(journal):
+            return True
+        try:
+            self._until(deadline, lambda: pending.register(self._store, journal))
+        except StoreUnavailableError:
+            return False
+        return True
+
+    def _until(self, deadline: float, call: Callable[[], T]) -> T:
+        """``call()`` on this link's store, retried with capped back-off while the store is unavailable (a
+        server restarting) until ``deadline`` (``time.monotonic()``); then ``StoreUnavailableError``."""
         delay = 0.05
-        while pending.is_pending(journal):
+        while True:
             try:
                 with self._store.patience(max(0.01, deadline - time.monotonic())):
-                    pending.register(self._store, journal)
+                    return call()
             except StoreUnavailableError:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return False
+                    raise
                 time.sleep(min(delay, left))  # the server may be back any moment: keep asking until the deadline
                 delay = min(delay * 2, self.tunables.retry_max_s)
-        return True
 
     def unsent(self, writer_id: str, journal: Path) -> int:
         """How many records of a journal the store was not seen to hold (all of them while its run is not
@@ -298,7 +308,11 @@ class StoreWriter:
         with self._lock:
             if not self._registered(journal, deadline):
                 return
-            writer = self._open_writer(writer_id)
+            try:
+                writer = self._until(deadline, lambda: self._open_writer(writer_id))
+            except StoreUnavailableError:
+                log.warning("runlane: the store stayed unavailable while %s was applied", journal)
+                return
             if writer is None:
                 return
             try:
@@ -321,8 +335,7 @@ class StoreWriter:
                 self._pending = True
                 return False
             try:
-                with self._store.patience(max(0.01, deadline - time.monotonic())):
-                    writer = self._open_writer(writer_id)
+                writer = self._until(deadline, lambda: self._open_writer(writer_id))
             except StoreUnavailableError:
                 self._pending = True
                 return False
@@ -335,7 +348,11 @@ class StoreWriter:
                 )
             except FileNotFoundError:
                 # The drain applied the END record and deleted the journal while we were on our way.
-                if self._open_writer(writer_id) is not None:
+                try:
+                    still_open = self._until(deadline, lambda: self._open_writer(writer_id)) is not None
+                except StoreUnavailableError:
+                    still_open = False  # only whoever applied the END record deletes a journal
+                if still_open:
                     raise
                 return True
             except StoreUnavailableError:  # busy until the deadline: the caller says what is left and where
