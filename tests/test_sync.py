@@ -13,6 +13,8 @@ import subprocess
 import sys
 import termios
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from runlane.sync import sync_runs
 
 from .conftest import run_script, write
 from .readback import store_view
+from .servers import running_server
 
 
 def _start(**options: Any) -> Run:
@@ -69,7 +72,7 @@ def _rich_store(store: Path, workspace: Path) -> None:
     root.summary({"note": "ok", "nan": float("nan"), "$float": "looks like a tag"})
     deadline = time.monotonic() + 60
     with Api(store) as api:
-        while not api.system_metrics(root.id) and time.monotonic() < deadline:
+        while not api.system_metrics(root.uid) and time.monotonic() < deadline:
             time.sleep(0.05)
     root.finish()
 
@@ -160,7 +163,7 @@ def test_a_fork_is_synced_after_its_parent_and_waits_while_the_parent_runs(tmp_p
         parent.log(loss=step)
     deadline = time.monotonic() + 60
     with Api(source) as api:  # a fork's step is checked against what the store holds of its parent
-        while "loss" not in api.run(parent.id).metrics and time.monotonic() < deadline:
+        while "loss" not in api.run(parent.uid).metrics and time.monotonic() < deadline:
             time.sleep(0.01)
     fork = _start(fork_run_id=parent.id, fork_step=5, dir=source, system_metrics_interval=None)
     fork.log(loss=0.5)
@@ -192,7 +195,7 @@ def test_a_run_changed_after_it_was_synced_is_reported_not_merged(tmp_path: Path
     again.log(loss=2.0)
     again.finish()
     report = _sync(source, target)
-    assert "another version of run" in report.failed[run.display_id]
+    assert "another version of run" in report.failed[run.info.display_id]
     assert _view(target) == before
 
 
@@ -228,26 +231,65 @@ def _sync_command(source: Path, target: Path) -> list[str]:
     return [sys.executable, "-m", "runlane", "sync", "--dir", str(source), "--url", f"sqlite:///{target}"]
 
 
-def test_a_sync_killed_with_sigkill_and_started_again_delivers_everything_once(tmp_path: Path) -> None:
+@contextmanager
+def _target(kind: str, tmp_path: Path) -> Iterator[str]:
+    """Where a sync copies to: a SQLite store in ``tmp_path / "target"``, or a server over that store."""
+    target = tmp_path / "target"
+    if kind == "sqlite":
+        yield f"sqlite:///{target}"
+        return
+    with running_server(target, tmp_path / "server.log") as server:
+        yield server.url
+
+
+def _url_view(url: str) -> dict[str, dict[str, object]]:
+    with Api(url) as api:  # a directory, sqlite:/// or a server's URL
+        return store_view(api)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "server"])
+def test_a_sync_killed_with_sigkill_and_started_again_delivers_everything_once(tmp_path: Path, kind: str) -> None:
     source, target = tmp_path / "source", tmp_path / "target"
     _big_source(source)
-    for _ in range(2):  # killed twice, at different points of the large run
-        already = _committed_lines(target)
-        sync = subprocess.Popen(_sync_command(source, target), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 120
-        while _committed_lines(target) <= already and sync.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        os.kill(sync.pid, signal.SIGKILL)
-        sync.communicate(timeout=60)
-        assert 0 < _committed_lines(target) < 100_000, "the kill must land in the middle of the copy"
-    with Api(target) as api:  # opening the target fails the interrupted copy's run, as after any crash
-        assert api.run(next(r.uid for r in api.runs() if r.name == "large")).status == "failed"
-    done = subprocess.run(_sync_command(source, target), capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    assert "1 continued" in done.stdout
-    assert _view(target) == _view(source)
-    with Api(target) as api:
-        assert len(api.logs(api.runs(project="big")[0].id)) == 100_000
+    with _target(kind, tmp_path) as url:
+        command = [*_sync_command(source, target)[:-1], url]
+        for _ in range(2):  # killed twice, at different points of the large run
+            already = _committed_lines(target)
+            sync = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            deadline = time.monotonic() + 120
+            while _committed_lines(target) <= already and sync.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(sync.pid, signal.SIGKILL)
+            sync.communicate(timeout=60)
+            assert 0 < _committed_lines(target) < 100_000, "the kill must land in the middle of the copy"
+        if kind == "sqlite":
+            with Api(target) as api:  # opening the target fails the interrupted copy's run, as after any crash
+                assert api.run(next(r.uid for r in api.runs() if r.name == "large")).status == "failed"
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "1 continued" in done.stdout
+        assert _url_view(url) == _view(source)
+        with Api(url) as api:
+            assert len(api.logs(api.runs(project="big")[0].id)) == 100_000
+
+
+def test_an_offline_store_with_forks_and_images_synced_to_a_server_reads_back_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNLANE_MODE", "offline")
+    source = tmp_path / "offline"
+    _rich_store(source, tmp_path / "workspace")
+    monkeypatch.delenv("RUNLANE_MODE")
+    with running_server(tmp_path / "server-store", tmp_path / "server.log") as server:
+        done = subprocess.run([*_sync_command(source, tmp_path)[:-1], server.url], capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with Api(url=server.url) as api:
+            remote = store_view(api)
+        assert remote == _view(source)
+        forks = [view for view in remote.values() if view["fork"] != (None, None)]
+        assert len(forks) == 2
+        assert any(view["images"] for view in remote.values())
 
 
 def test_the_sync_command_reports_what_it_did_and_names_bad_arguments(tmp_path: Path) -> None:
