@@ -72,16 +72,31 @@ def _plain(value: object, what: str, depth: int = 0) -> None:
     raise BadRecord(f"{what} holds a {type(value).__name__}, which JSON cannot hold")
 
 
+# Metric keys already found valid: a batch repeats the same few keys in every record, and checking a key
+# is most of what checking a record costs (bounded, so a client sending endless new keys cannot grow it).
+_CHECKED_KEYS: set[str] = set()
+_MAX_CHECKED_KEYS = 100_000
+
+
 def _metrics(record: list[Any]) -> None:
     _, _, step, stage, values = record
-    _integer(step, "step")
-    _string(stage, "stage", optional=True)
-    for key, value in _mapping(values, "values").items():
-        try:
-            check_metric_key(key)
-        except (TypeError, ValueError) as exc:
-            raise BadRecord(str(exc)) from None
-        _number(value, f"values[{key!r}]")
+    if type(step) is not int:
+        _integer(step, "step")
+    if stage is not None:
+        _string(stage, "stage")
+    if type(values) is not dict:
+        _mapping(values, "values")
+    for key, value in values.items():
+        if key not in _CHECKED_KEYS:
+            try:
+                check_metric_key(key)  # not a string: TypeError
+            except (TypeError, ValueError) as exc:
+                raise BadRecord(str(exc)) from None
+            if len(_CHECKED_KEYS) < _MAX_CHECKED_KEYS:
+                _CHECKED_KEYS.add(key)
+        kind = type(value)
+        if kind is not float and kind is not int:  # bool is neither (its type is bool)
+            _number(value, f"values[{key!r}]")
 
 
 def _text(record: list[Any]) -> None:
