@@ -202,7 +202,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .config import Settings
+    import os
+
+    from .config import ENV_URL, Settings
     from .errors import StoreNotFoundError
     from .recovery import recover
     from .spool import Spool
@@ -210,7 +212,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .sync import SyncReport, deliver_spool, sync_runs
     from .sync.progress import progress_for
 
-    settings = Settings.resolve(args.dir)
+    # The local store to copy from: --dir or RUNLANE_DIR, never the server RUNLANE_URL names (the target).
+    settings = Settings.resolve(args.dir, env={k: v for k, v in os.environ.items() if k != ENV_URL})
     remote = args.url.lower().startswith(("http://", "https://"))
     target_settings = Settings.resolve(url=args.url) if remote else Settings.resolve(args.url)
     with open_store(target_settings.store, api_key=target_settings.api_key) as target:

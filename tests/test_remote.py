@@ -236,3 +236,20 @@ def test_the_server_fails_runs_whose_remote_writers_stopped_heartbeating(tmp_pat
             assert "process 4242 on another-machine exited without finishing the run" in str(failed.status_reason)
         finally:
             store.close()
+
+
+def test_sync_copies_the_local_store_when_runlane_url_names_the_server(tmp_path: Path) -> None:
+    local = tmp_path / "local"
+    run = runlane.init(project="here", dir=local, system_metrics_interval=None)
+    assert isinstance(run, runlane.Run)
+    run.log(loss=1.0)
+    run.finish()
+    with running_server(tmp_path / "server-store", tmp_path / "server.log") as server:
+        # The shell of someone who logs remotely has RUNLANE_URL set: the source is still RUNLANE_DIR.
+        env = script_env(local, RUNLANE_URL=server.url)
+        done = subprocess.run([sys.executable, "-m", "runlane", "sync", "--url", server.url], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith("synced 1 run(s) (1 new")
+        with Api(url=server.url) as api:
+            assert api.run(run.uid).status == "finished"
