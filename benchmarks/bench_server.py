@@ -183,8 +183,10 @@ def main() -> None:
         server = Server(root / "outage-store", port)
         try:
             back = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "runlane", "sync", "--url", url], env=_client_env(url, spool),
-                           capture_output=True, timeout=600, check=True)  # fmt: skip
+            sync = subprocess.run([sys.executable, "-m", "runlane", "sync", "--url", url], env=_client_env(url, spool),
+                                  capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+            if sync.returncode != 0:
+                raise RuntimeError(f"runlane sync failed: {sync.stderr}")
             with runlane.Api(url=url) as api:
                 (run,) = api.runs(project="bench")
                 while run.status != "finished":  # the client's orphaned drain may be the one delivering
