@@ -12,6 +12,7 @@ harmless; the file is deleted once the store has the registration.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from .naming import RunRef
 from .store.base import NewRun, Store, WriterSpec
 
 SUFFIX = ".start"
+REFUSED = ".refused"  # appended to a registration the store refused: kept for inspection, never retried
 
 
 def path_of(journal: Path) -> Path:
@@ -118,5 +120,10 @@ def register_all(store: Store, spool_dir: Path, owner_pid: int | None = None, *,
     for _, path in sorted(requests):
         try:
             register(store, path.with_suffix(JOURNAL_SUFFIX))
-        except (ValueError, LookupError) as exc:  # refused for good: kept, said, and the others go on
-            log.error("runlane: the store refused the registration in %s: %s; its journal is kept", path, exc)
+        except (ValueError, LookupError) as exc:  # refused for good: kept aside (not asked again), said, next
+            refused = path.with_name(path.name + REFUSED)
+            with contextlib.suppress(FileNotFoundError):
+                path.rename(refused)
+            log.error(
+                "runlane: the store refused the registration in %s: %s; it and its journal are kept", refused, exc
+            )

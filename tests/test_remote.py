@@ -253,3 +253,29 @@ def test_sync_copies_the_local_store_when_runlane_url_names_the_server(tmp_path:
         assert done.stdout.startswith("synced 1 run(s) (1 new")
         with Api(url=server.url) as api:
             assert api.run(run.uid).status == "finished"
+
+
+def test_a_registration_the_server_refuses_later_is_kept_with_its_journal_and_not_retried(tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    code = """
+        import runlane
+        run = runlane.init(project="orphan", parent_run_id="ZZ-9", system_metrics_interval=None)
+        run.log(loss=1.0)
+        run.finish(timeout=0.5)
+    """
+    client = _client(code, tmp_path, url)
+    _, err = client.communicate(timeout=120)
+    assert client.returncode == 0, err
+    spool = Path(err.split("kept in ")[1].split(";")[0]).parent
+    with _server_on(tmp_path / "server-store", port, tmp_path / "server.log"):
+        done = subprocess.run([sys.executable, "-m", "runlane", "sync", "--url", url], capture_output=True,
+                              text=True, timeout=120, env=script_env(tmp_path / "none"), check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        # Said by whoever met the refusal first: the sync, or the client's drain once the server was back.
+        assert "ZZ-9" in done.stderr + (spool / "drain.log").read_text()
+        (refused,) = spool.glob("*.start.refused")
+        assert refused.with_name(refused.name.replace(".start.refused", ".rlj")).exists()  # nothing is lost
+        assert not list(spool.glob("*.start"))
+        with Api(url=url) as api:
+            assert api.runs() == []
