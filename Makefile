@@ -31,6 +31,7 @@ bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/R
 	$(PYTHON) benchmarks/bench_history.py
 	$(PYTHON) benchmarks/bench_listing.py
 	$(PYTHON) benchmarks/bench_writer.py
+	$(PYTHON) benchmarks/bench_server.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache .runlane
