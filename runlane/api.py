@@ -1,7 +1,8 @@
-"""The read API used by scripts, the CLI and (later) the server: ``runlane.Api(dir=None)``.
+"""The read API used by scripts, the CLI and the server: ``runlane.Api(dir=None)``.
 
-Opening it replays journals that dead processes left behind, so a crashed run's last points and its
-``failed`` status are visible to the first reader.
+Opening it writes nothing (a server opens stores to read; a reader may have no write permission): what
+dead processes left behind is delivered by writers (every ``init()``, and the drain of a process that
+died) or on demand by ``Api.recover()`` / ``runlane recover``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from . import wire
-from .config import ENV_API_KEY, ENV_URL, Settings
+from .config import ENV_URL, Settings
 from .entities import (
     Bucket,
     History,
@@ -68,13 +69,15 @@ class Api:
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
             self.url = url
-            self._store: Store = open_store(url, api_key=api_key or os.environ.get(ENV_API_KEY) or None)
+            self._settings = Settings.resolve(url=url, api_key=api_key)
+            self.store: str = self._settings.store
+            self._store: Store = open_store(url, api_key=self._settings.api_key)
             return
         settings = Settings.resolve(dir)
+        self._settings = settings
+        self.store = settings.store
         self.dir = settings.dir
         self._store = open_store(settings.store, create=create, allow_read_only=True)
-        if not self._store.read_only:
-            recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 
     def close(self) -> None:
         self._store.close()
@@ -218,6 +221,20 @@ class Api:
         process is writing to it.
         """
         self._store.delete_run(parse_run_ref(ref))
+
+    def recover(self) -> list[int]:
+        """Deliver what dead processes left of their runs and mark the runs they abandoned ``failed``;
+        return the ids of the runs failed.
+
+        Opening an ``Api`` writes nothing: this is the one read-side call that does what every ``init()``
+        does when it opens a store (and a drain does when its training process dies): replay this
+        machine's leftover journals (the store's own ``journals/`` and this process's spool), then close
+        writers whose process is gone and fail the runs they owned. ``StoreError`` on a read-only store.
+        """
+        if self._store.read_only:
+            raise StoreError(f"the store {self.store} is read-only for this process: recovery writes to it")
+        settings = self._settings
+        return recover(self._store, Spool(settings.spool, settings.store), settings.tunables)
 
     def logs(
         self,

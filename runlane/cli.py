@@ -202,38 +202,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    import os
-
-    from .config import ENV_URL, Settings
-    from .errors import StoreNotFoundError
-    from .recovery import recover
-    from .spool import Spool
-    from .store import open_store
-    from .sync import SyncReport, deliver_spool, sync_runs
+    from .sync import sync
     from .sync.progress import progress_for
 
-    # The local store to copy from: --dir or RUNLANE_DIR, never the server RUNLANE_URL names (the target).
-    settings = Settings.resolve(args.dir, env={k: v for k, v in os.environ.items() if k != ENV_URL})
-    remote = args.url.lower().startswith(("http://", "https://"))
-    target_settings = Settings.resolve(url=args.url) if remote else Settings.resolve(args.url)
-    with open_store(target_settings.store, api_key=target_settings.api_key) as target:
-        delivered = 0
-        if remote:  # what processes of this machine could not upload before they ended (an outage)
-            delivered = deliver_spool(target, Spool(target_settings.spool, target_settings.store), settings.tunables)
-        try:
-            source = open_store(settings.store, create=False)
-        except StoreNotFoundError:
-            if args.dir is not None or args.project is not None or args.run is not None:
-                raise
-            report = SyncReport()  # no local store here: the spool was all there was to deliver
-        else:
-            with source:
-                # Runs of dead processes: their last records in, then failed, so they are complete to copy.
-                recover(source, Spool(settings.spool, settings.store), settings.tunables)
-                report = sync_runs(
-                    source, target, project=args.project, run=args.run, progress=progress_for(sys.stderr)
-                )
-        report.leftovers = delivered
+    report = sync(args.dir, args.url, project=args.project, run=args.run, progress=progress_for(sys.stderr))
     if args.json:
         _print_json(
             {
@@ -266,6 +238,21 @@ def cmd_ui(args: argparse.Namespace) -> int:
     if directory is None:
         raise ValueError("runlane ui serves a local store: pass --dir (RUNLANE_DIR names a URL); see runlane server")
     return serve_ui(directory, port=args.port)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        failed = [api.run(run_id) for run_id in api.recover()]
+    if args.json:
+        _print_json([_run_json(run) for run in failed])
+    elif failed:
+        for run in failed:
+            print(f"{run.display_id} failed: {_safe(run.status_reason or '')}")
+    else:
+        print("nothing to recover")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")
     ui.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
     ui.set_defaults(handler=cmd_ui)
+
+    recover = command(
+        "recover",
+        "Store what dead processes left in their journals and mark the runs they abandoned failed"
+        " (every init() does this too).",
+    )
+    recover.set_defaults(handler=cmd_recover)
     return parser
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import msgpack
 
+from .diagnostics import log
 from .journal import SUFFIX as JOURNAL_SUFFIX
 from .journal import in_use
 from .liveness import is_alive
-from .logs import log
 from .naming import RunRef
 from .store.base import NewRun, Store, WriterSpec
 

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
 from . import journal, pending, spool_blobs
 from .config import Tunables
+from .diagnostics import log
 from .errors import OffsetConflictError, StoreUnavailableError
 from .journal import JournalCorruptError, JournalReader, record_time
 from .liveness import writer_is_alive
-from .logs import log
 from .spool import Spool, journal_path
 from .store.base import OpenWriter, Store
 
@@ -39,13 +38,17 @@ REPLAY_BATCH_BYTES = 1024 * 1024
 DEFAULT_TUNABLES = Tunables()
 
 
-@dataclass
 class Replay:
-    note: str | None = None  # what could not be read, if anything
-    last_time: float | None = None  # wall time of the last record replayed
-    ended: bool = False  # the journal's END record was applied: its writer closed the way it meant to
-    complete: bool = False  # every complete record of the file is in the store
-    damaged: bool = False  # records past the damage are only in the journal: keep it
+    """How a replay went. A plain class, not a dataclass: this module loads on every first init()."""
+
+    __slots__ = ("complete", "damaged", "ended", "last_time", "note")
+
+    def __init__(self) -> None:
+        self.note: str | None = None  # what could not be read, if anything
+        self.last_time: float | None = None  # wall time of the last record replayed
+        self.ended = False  # the journal's END record was applied: its writer closed the way it meant to
+        self.complete = False  # every complete record of the file is in the store
+        self.damaged = False  # records past the damage are only in the journal: keep it
 
 
 def replay_journal(

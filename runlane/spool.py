@@ -90,12 +90,3 @@ def journal_path(name: str, store_dir: Path | None) -> Path | None:
     if path.is_absolute():
         return path
     return None if store_dir is None else store_dir / path
-
-
-def writer_id_of(path: Path) -> str | None:
-    """The writer id in a journal's file name, None for a name that is not a journal's."""
-    name = path.name
-    if not name.endswith(SUFFIX):
-        return None
-    _, _, writer_id = name[: -len(SUFFIX)].partition(".")
-    return writer_id or None

@@ -102,8 +102,7 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
 
 
 def stored_status(store: Path, run_id: int) -> str:
-    """A run's status read from the database file itself, read-only: ``runlane.Api`` would run recovery
-    on open, which is what some tests must show happens without it."""
+    """A run's status read from the database file itself, read-only, through no runlane code at all."""
     conn = sqlite3.connect(f"file:{store / 'runlane.db'}?mode=ro", uri=True, timeout=60)
     try:
         (status,) = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()

@@ -176,7 +176,9 @@ def test_no_thread_or_fd_is_left_after_finish_or_close(store_dir: Path, tmp_path
             run.log({{"x": 1.0}})
             run.log_image("img", np.zeros((2, 2), dtype=np.uint8))
             with runlane.Api() as api:  # wait for a system sample: the monitor has loaded psutil by then
+                deadline = time.monotonic() + 60
                 while not api.system_metrics(run.id):
+                    assert time.monotonic() < deadline, "no system sample within 60 s"
                     time.sleep(0.02)
             getattr(run, end)()
             alive = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
@@ -354,7 +356,9 @@ def test_a_forked_child_is_captured_and_gets_epipe_once_the_run_is_over(store_di
             except BrokenPipeError:
                 os._exit(0)
         import time
+        deadline = time.monotonic() + 60
         while "child while the run lives" not in [l.text for l in runlane.Api().logs(run.id)]:
+            assert time.monotonic() < deadline, "the child's line was not stored within 60 s"
             time.sleep(0.01)
         run.finish()
         os.write(go_write, b"x")

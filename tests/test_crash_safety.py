@@ -101,8 +101,12 @@ def test_a_live_writer_is_not_mistaken_for_a_dead_one(store_dir: Path) -> None:
     try:
         assert proc.stdout is not None
         run_id = int(proc.stdout.readline())
-        time.sleep(0.5)  # the writer thread commits within its poll interval
         with runlane.Api(store_dir) as api:
+            deadline = time.monotonic() + 30
+            while not api.history(run_id, "x").steps:  # the drain commits within its poll interval
+                assert time.monotonic() < deadline, "the drain did not store the point"
+                time.sleep(0.01)
+            assert api.recover() == []  # alive: nothing to recover
             info = api.run(run_id)
             assert info.status == "running"
             assert [p.value for p in api.history(run_id, "x")] == [1.0]
@@ -110,4 +114,5 @@ def test_a_live_writer_is_not_mistaken_for_a_dead_one(store_dir: Path) -> None:
         proc.kill()
         proc.communicate(timeout=30)
     with runlane.Api(store_dir) as api:
+        assert api.recover() in ([run_id], [])  # [] if the drain of the killed process was first
         assert api.run(run_id).status == "failed"

@@ -40,7 +40,8 @@ def _wait_for(condition: Callable[[], object], what: str, timeout: float = 30.0)
 
 
 def _streams(store: Path) -> tuple[runlane.RunInfo, dict[str, list[str]]]:
-    with runlane.Api(store) as api:  # opening the store recovers what dead processes left
+    with runlane.Api(store) as api:
+        api.recover()  # what the dead process left, unless its drain stored it first
         info = api.runs()[0]
         lines = api.logs(info.id)
     out: dict[str, list[str]] = {"stdout": [], "stderr": [], "log": []}
@@ -145,7 +146,9 @@ def test_a_killed_tee_gives_the_process_its_terminal_back(store_dir: Path) -> No
         run = runlane.init(project="lost", capture_console=True, system_metrics_interval=None)
         print("captured", flush=True)
         with runlane.Api() as api:
+            deadline = time.monotonic() + 60
             while [line.text for line in api.logs(run.id)] != ["captured"]:
+                assert time.monotonic() < deadline, "the captured line was not stored within 60 s"
                 time.sleep(0.01)
         # The drain process is a child too: the tee is the one running tee.py.
         (tee,) = [p for p in psutil.Process().children() if "capture.tee" in " ".join(p.cmdline())]

@@ -265,6 +265,7 @@ def test_a_journal_that_a_forked_child_still_appends_to_is_never_replayed_or_del
         if liveness.process_start_time(child_pid) is not None:
             os.kill(child_pid, signal.SIGKILL)
     with runlane.Api(store_dir) as api:
+        api.recover()  # what the dead process left (its drain, if any, may be first)
         info = api.run(run_id)
         assert [p.value for p in api.history(run_id, "x")] == [float(s) for s in range(101)]
     assert info.status == "failed"
@@ -326,6 +327,7 @@ def test_a_record_larger_than_one_journal_read_is_replayed_after_a_crash(store_d
     result = run_script(code, store_dir)
     run_id = int(result.stdout)
     with runlane.Api(store_dir) as api:
+        api.recover()  # what the dead process left (its drain, if any, may be first)
         info = api.run(run_id)
         assert len(info.summary["weights"]) == 2_500_000
         assert [p.value for p in api.history(run_id, "x")] == [1.0]
@@ -355,12 +357,14 @@ def test_a_damaged_journal_of_a_dead_writer_is_kept_and_the_reason_says_so(store
     with open(journal_path, "ab") as out:
         out.write(b"\xc1garbage")  # 0xc1 is never valid msgpack
     with runlane.Api(store_dir) as api:
+        api.recover()  # what the dead process left (its drain, if any, may be first)
         info = api.run(run_id)
     assert info.status == "failed"
     assert "kept" in (info.status_reason or "")
     assert journal_path.name in (info.status_reason or "")
     assert journal_path.exists()
-    with runlane.Api(store_dir) as api:  # a later reader neither replays nor deletes it
+    with runlane.Api(store_dir) as api:  # a later recovery neither replays nor deletes it
+        api.recover()
         assert [p.value for p in api.history(run_id, "x")] == [1.0]
     assert journal_path.exists()
 
@@ -437,7 +441,8 @@ def test_a_side_process_ending_by_itself_leaves_the_owners_run_running(store_dir
         side.send_signal(signal.SIGTERM if ending == "sigterm" else signal.SIGKILL)
     _out, err = side.communicate(timeout=60)
     assert side.returncode == returncode, err
-    with runlane.Api(store_dir) as api:  # also recovers the side's writer after a SIGKILL
+    with runlane.Api(store_dir) as api:
+        api.recover()  # what the dead process left (its drain, if any, may be first)
         info = api.run(run_id)
         assert info.status == "running"
         assert [p.value for p in api.history(run_id, "eval/acc")] == [0.5]
@@ -471,6 +476,7 @@ def test_the_run_fails_when_its_owner_dies_even_while_a_side_process_is_attached
     owner.kill()
     owner.communicate(timeout=60)
     with runlane.Api(store_dir) as api:
+        api.recover()  # what the dead process left (its drain, if any, may be first)
         info = api.run(run_id)
     assert info.status == "failed"
     assert f"process {owner.pid} " in (info.status_reason or "")

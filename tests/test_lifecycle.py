@@ -49,7 +49,9 @@ def test_eight_processes_creating_runs_at_once_get_distinct_display_ids(store_di
     go = tmp_path / "go"
     code = f"""
         import os, time, runlane
+        deadline = time.monotonic() + 60
         while not os.path.exists({str(go)!r}):
+            assert time.monotonic() < deadline, "the test never said go"
             time.sleep(0.001)
         run = runlane.init(project="race")
         print(run.display_id, flush=True)

@@ -70,7 +70,113 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package_parts[: len(package_parts) - node.level + 1]
-                found.add(".".join([*base, node.module] if node.module else base))
+                if node.module:
+                    found.add(".".join([*base, node.module]))
+                else:  # from . import journal: the module, or a name of the package itself
+                    found.update(_module_or_package(".".join([*base, alias.name])) for alias in node.names)
+            elif node.module:
+                found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("runlane")}
+
+
+def _module_or_package(name: str) -> str:
+    path = PACKAGE.parent.joinpath(*name.split("."))
+    return name if path.with_suffix(".py").exists() or path.is_dir() else name.rpartition(".")[0]
+
+
+# The import rules, one table (the packages' docstrings and docs/architecture.md say the same). A module
+# belongs to the first part whose name is a prefix of its own; it may import its own part and the parts
+# listed for it, nothing else of runlane.
+FOUNDATION = (
+    "runlane.errors", "runlane.naming", "runlane.statuses", "runlane.steps", "runlane.merge",
+    "runlane.downsample", "runlane.lineage", "runlane.entities", "runlane.wire", "runlane.journal",
+    "runlane.blobs", "runlane.config", "runlane.diagnostics", "runlane.liveness", "runlane.spool",
+)  # fmt: skip
+ALLOWED: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(FOUNDATION, FOUNDATION),  # pure pieces: they import one another, nothing above
+    # backends: never the SDK, the drain, recovery or the read API ("runlane": the HTTP store's User-Agent version)
+    "runlane.store": (*FOUNDATION, "runlane"),
+    # Client side of a remote store: registrations and blobs waiting in the spool for their server.
+    "runlane.pending": (*FOUNDATION, "runlane.store"),
+    "runlane.spool_blobs": (*FOUNDATION, "runlane.store"),
+    "runlane.recovery": (*FOUNDATION, "runlane.store", "runlane.pending", "runlane.spool_blobs"),
+    "runlane.drain": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane.pending", "runlane.spool_blobs"),
+    "runlane.sync": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # copies between stores: no SDK
+    # The server: any store, the store side of recovery; never the SDK (and the version from the front).
+    "runlane.server": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane"),
+    "runlane.sdk.capture": FOUNDATION,  # capture threads only journal: no store, no recovery, no drain
+    "runlane.sdk": (
+        *FOUNDATION,
+        "runlane.store",
+        "runlane.recovery",
+        "runlane.drain",
+        "runlane.sdk.capture",
+        "runlane.pending",
+    ),
+    "runlane.api": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # never the SDK
+    # The read API, sync and the server behind their own entry points, and the version; nothing deeper.
+    "runlane.cli": (*FOUNDATION, "runlane.api", "runlane.sync", "runlane.server", "runlane"),
+}
+
+
+def _part(module: str) -> str | None:
+    matches = [part for part in ALLOWED if module == part or module.startswith(part + ".")]
+    return max(matches, key=len) if matches else None
+
+
+def test_every_module_keeps_the_import_rules() -> None:
+    checked = 0
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        part = _part(module)
+        if part is None:
+            continue  # the package's front (runlane/__init__.py), compat (its own test), later layers
+        checked += 1
+        allowed = (part, *ALLOWED[part])
+        for name in _imports(path):
+            assert (name == "runlane" and "runlane" in allowed) or _part(name) in allowed, f"{module} imports {name}"
+    assert checked > 40
+
+
+def test_no_import_cycles_between_modules_at_import_time() -> None:
+    # Only imports that run when a module loads (top level, not under TYPE_CHECKING, not in a function):
+    # a cycle there makes the result depend on which module is imported first.
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
+        graph[module] = _top_level_imports(path, module)
+    state: dict[str, int] = {}
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for name in sorted(graph.get(module, ())):
+            if name not in graph or name == module:
+                continue
+            if state.get(name) == 1:
+                cycle = [*stack[stack.index(name) :], name] if name in stack else [module, name]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if name not in state:
+                visit(name, [*stack, name])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+def _top_level_imports(path: Path, module: str) -> set[str]:
+    package_parts = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                target = ".".join([*base, node.module] if node.module else base)
+                found.add(target)
+                if not node.module:  # from . import x: x may be a module
+                    found.update(f"{target}.{alias.name}" for alias in node.names)
             elif node.module:
                 found.add(node.module)
         elif isinstance(node, ast.Import):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import runlane
@@ -55,12 +54,15 @@ def test_a_locked_database_never_blocks_log_and_loses_nothing(store_dir: Path, t
         import os, time, runlane
         run = runlane.init(project="locked")
         print("ready", flush=True)
+        deadline = time.monotonic() + 60
         while not os.path.exists({str(locked)!r}):
+            assert time.monotonic() < deadline, "the test never locked the store"
             time.sleep(0.01)
         for i in range(5000):
             run.log({{"x": float(i)}})
         print("logged", flush=True)
         while not os.path.exists({str(release)!r}):
+            assert time.monotonic() < deadline, "the test never released the store"
             time.sleep(0.01)
         run.finish()
         print(run.id, flush=True)
@@ -74,7 +76,6 @@ def test_a_locked_database_never_blocks_log_and_loses_nothing(store_dir: Path, t
     try:
         # While nobody can write to the database, the training loop still logs everything.
         assert child.stdout.readline().strip() == "logged"
-        time.sleep(0.5)
     finally:
         locker.execute("COMMIT")
         locker.close()

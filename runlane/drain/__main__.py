@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 from ..config import ENV_API_KEY, Tunables, store_location
+from ..diagnostics import log
 from ..liveness import is_alive
-from ..logs import log
 from ..recovery import recover
 from ..spool import Spool
 from ..store import open_store
@@ -38,6 +38,7 @@ from .protocol import DOORBELL, active_lock
 
 NICENESS = 5  # a quarter of a contended core, all of an idle one
 IDLE_CHECK_S = 1.0  # while idle, how often to look whether the owner is still there
+ACTIVATE_AFTER_S = 0.1  # how long after a doorbell an idle drain opens the store (see _let_short_runs_end)
 # After the owner is gone, how long to keep retrying a store that refuses writes before leaving the
 # journals for the next process that opens the store.
 ORPHAN_RETRY_S = 300.0
@@ -70,11 +71,25 @@ def main(argv: list[str]) -> int:
                     _drain_while_active(spool, owner, tunables)
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
-            signal.sigtimedwait({DOORBELL}, IDLE_CHECK_S)
+            if signal.sigtimedwait({DOORBELL}, IDLE_CHECK_S) is not None:
+                _let_short_runs_end(pid, started)
         return _drain_orphaned(spool, owner, tunables)
     finally:
         os.close(lock_fd)
         lock_path.unlink(missing_ok=True)
+
+
+def _let_short_runs_end(pid: int, started: float | None) -> None:
+    """Wait ``ACTIVATE_AFTER_S`` after a doorbell before opening the store, swallowing further rings.
+
+    A run that ends within that time (a sweep's short trial, a test) is applied by its own ``finish()``
+    on the training thread anyway: a drain that opened the store for it would only add a connection whose
+    close checkpoints the database while ``finish()`` waits for it. Longer runs lose nothing but the
+    delay, and the owner never waits on it: the drain holds no lock meanwhile.
+    """
+    deadline = time.monotonic() + ACTIVATE_AFTER_S
+    while (left := deadline - time.monotonic()) > 0 and is_alive(pid, started):
+        signal.sigtimedwait({DOORBELL}, left)
 
 
 def _drain_while_active(spool: Spool, owner: Owner, tunables: Tunables) -> None:

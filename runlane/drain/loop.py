@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import journal, pending, spool_blobs
 from ..config import Tunables
+from ..diagnostics import log
 from ..errors import OffsetConflictError, StoreUnavailableError
 from ..journal import JournalCorruptError, JournalReader
-from ..logs import log
 from ..spool import journal_path
 from ..store.base import OpenWriter, Store
 
@@ -34,8 +34,7 @@ BATCH_BYTES = 1024 * 1024
 __all__ = ["BATCH_BYTES", "Drain", "Owner", "Tunables"]
 
 
-@dataclass(frozen=True)
-class Owner:
+class Owner(NamedTuple):
     """The process whose writers a drain serves."""
 
     host: str
@@ -46,12 +45,16 @@ class Owner:
         return writer.host == self.host and writer.pid == self.pid and writer.pid_started == self.pid_started
 
 
-@dataclass
 class _Tail:
-    writer: OpenWriter
-    path: Path
-    reader: JournalReader
-    broken: bool = False  # damaged or refused: kept for inspection, left to the owner and recovery
+    # A plain class, not a dataclass: this module loads on every first init(), and a dataclass costs
+    # generating and compiling its methods there.
+    __slots__ = ("broken", "path", "reader", "writer")
+
+    def __init__(self, writer: OpenWriter, path: Path, reader: JournalReader) -> None:
+        self.writer = writer
+        self.path = path
+        self.reader = reader
+        self.broken = False  # damaged or refused: kept for inspection, left to the owner and recovery
 
 
 class Drain:

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 from pathlib import Path
 
 DOORBELL = signal.SIGUSR1
 
 
 def active_lock(drain_pid: int) -> Path:
+    import tempfile  # here, not at the top: tempfile (with random and shutil) would cost every first init()
+
     return Path(tempfile.gettempdir()) / f"runlane-drain-{os.getuid()}-{drain_pid}.lock"

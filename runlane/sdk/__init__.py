@@ -1,6 +1,6 @@
 """The SDK: lives in the training process and must never block or crash it.
 
-Import rule: may import ``runlane.journal``, ``entities``, ``errors``, ``naming``, ``statuses``, ``config``,
-``liveness``, ``recovery``, ``drain`` and ``store`` (through ``writer``, the link to the store and its drain);
-never ``runlane.server``.
+Import rule (tests/test_package.py): may import the foundation modules, ``store``, ``recovery`` and
+``drain`` (through ``writer``, this process's link to a store and its drain); never ``runlane.api``,
+``cli`` or a server. ``sdk.capture`` is stricter: foundation modules only.
 """

@@ -89,11 +89,6 @@ def worker_ending() -> Ending:
     return ending_of(_worker_escaped if _worker_escaped is not None else sys.exc_info()[1])
 
 
-def sees_every_exit() -> bool:
-    """True where the code of any ``SystemExit`` that ends the program is seen (sys.monitoring is in use)."""
-    return _monitoring
-
-
 def note_signal(exc: BaseException, signum: int) -> None:
     """Remember that ``exc`` was raised by the handler of ``signum`` (called by runlane's chaining handler)."""
     global _signalled, _last_exit

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from ..logs import log
+from ..diagnostics import log
 from ..statuses import FAILED, FINISHED, KILLED
 from . import ending
 from .ending import HANDLED_SIGNALS, Ending

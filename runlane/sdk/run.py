@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .. import journal
 from ..config import Tunables, embedded_dir
+from ..diagnostics import log as _log
 from ..entities import RunInfo
 from ..errors import RunClosedError, RunlaneError
-from ..logs import log as _log
 from ..merge import deep_merge
 from ..naming import RunRef, check_metric_key
 from ..statuses import FINISHED, normalize_status

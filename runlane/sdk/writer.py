@@ -37,12 +37,12 @@ from typing import TypeVar
 
 from .. import pending
 from ..config import ENV_API_KEY, Settings, Tunables
+from ..diagnostics import log
 from ..drain.loop import Drain, Owner
 from ..drain.protocol import DOORBELL, active_lock
 from ..errors import JournalDamagedError, StoreUnavailableError
 from ..journal import End, JournalCorruptError, JournalFile, JournalReader, new_packer
 from ..liveness import host_name, process_start_time
-from ..logs import log
 from ..recovery import recover, replay_journal
 from ..spool import Spool, journal_path
 from ..statuses import FAILED

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config import Tunables
-from ..logs import log
+from ..diagnostics import log
 from ..recovery import close_dead_writers
 from ..store.base import Store
 

@@ -1,10 +1,10 @@
 """Stores: the only code that touches a database. Backends are chosen by URL scheme and imported lazily.
 
-Import rule (enforced by tests/test_package.py): ``store`` may import ``runlane.entities``, ``errors``,
+Import rule (tests/test_package.py): ``store`` may import the foundation modules (``entities``, ``errors``,
 ``naming``, ``statuses``, ``wire``, ``blobs``, ``journal``, ``lineage``, ``liveness``, ``merge``, ``steps``,
-``downsample``; never ``runlane.sdk``, ``drain``, ``api`` or ``cli``. A SQLite user never imports a
-PostgreSQL or HTTP driver: ``SCHEMES`` names each backend's opener as ``"module:function"``, imported on
-first use.
+``downsample``, ``diagnostics``, ...); never ``runlane.sdk``, ``drain``, ``recovery``, ``api`` or ``cli``.
+A SQLite user never imports a PostgreSQL or HTTP driver: ``SCHEMES`` names each backend's opener as
+``"module:function"``, imported on first use.
 """
 
 from __future__ import annotations

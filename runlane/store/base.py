@@ -35,11 +35,12 @@ from ..lineage import (
     segments,
 )
 from ..naming import RunRef
-from .runs_query import RunsPage, RunsQuery, reference_page
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
+
+    from .runs_query import RunsPage, RunsQuery
 
 
 #: How much of each run's metrics a listing reads: every series' aggregates, or only the primary metric's
@@ -129,7 +130,8 @@ class OpenWriter(NamedTuple):
 
 
 class Store(ABC):
-    """A place runs live. Implementations are used by one thread at a time."""
+    """A place runs live. One object may be used from many threads at once (a server reads from many while
+    one writes); a reader sees only committed data."""
 
     #: True when this process may only read the store (no write permission); every write raises StoreError.
     read_only: bool = False
@@ -221,6 +223,8 @@ class Store(ABC):
         This reference implementation reads every matching run; backends override it with an indexed
         query that returns the same pages.
         """
+        from .runs_query import reference_page  # only readers that page pay for it, never init()
+
         query.check()
         candidates = self.runs(query.project, list(query.statuses) or None, list(query.tags) or None, metrics="primary")
         return reference_page(candidates, query)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import journal
-from ..logs import log
+from ..diagnostics import log
 from ..steps import STEP_MAX, STEP_MIN, in_range
 from .chunks import Columns, normalize
 

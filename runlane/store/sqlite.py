@@ -3,6 +3,10 @@
 Writes happen inside ``BEGIN IMMEDIATE`` transactions, so concurrent processes serialize on SQLite's
 write lock (waiting up to ``BUSY_TIMEOUT_S``) instead of failing; readers never block writers.
 
+One store object may be used from many threads (a server reads from many while one writes): each thread
+gets its own connection on first use, so one thread's transaction is never another's, and a reader sees
+only committed data.
+
 A store this process may not write to (another user's, a read-only mount) is opened read-only when the
 caller allows it (readers do; the SDK's writer does not): see ``_connect_read_only``.
 """
@@ -12,9 +16,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-import random
 import sqlite3
-import string
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -222,15 +225,32 @@ class SQLiteStore(Store):
             if conn is not None:
                 conn.close()
             raise
-        self._conn: sqlite3.Connection | None = conn
+        self._closed = False
+        self._local = threading.local()  # .conn: this thread's connection
+        self._local.conn = conn
+        self._connections = [conn]  # every thread's, closed together
+        self._connections_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None:
+        """This thread's connection (opened on a thread's first use: no two threads share one)."""
+        if self._closed:
             raise StoreError("the store has been closed")
-        return self._conn
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = _connect_read_only(self.path) if self.read_only else _connect(self.path)
+            except sqlite3.Error as exc:
+                raise _open_error(self.path, exc) from exc
+            with self._connections_lock:
+                if self._closed:
+                    conn.close()
+                    raise StoreError("the store has been closed")
+                self._connections.append(conn)
+            self._local.conn = conn
+        return conn
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -262,9 +282,11 @@ class SQLiteStore(Store):
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        with self._connections_lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
 
     def _run_id(self, conn: sqlite3.Connection, ref: RunRef) -> int:
         if ref.kind == "id":
@@ -291,7 +313,9 @@ class SQLiteStore(Store):
         candidates = [wanted_key] if wanted_key is not None else project_key_candidates(name)
         key = next((c for c in candidates if c not in taken), None)
         while key is None or key in taken:  # every derived key is taken: fall back to random letters
-            key = "".join(random.choices(string.ascii_uppercase, k=4))
+            import random  # only here: most processes never need it
+
+            key = "".join(random.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=4))
         cursor = conn.execute("INSERT INTO projects (name, key, created_at) VALUES (?, ?, ?)", (name, key, time.time()))
         assert cursor.lastrowid is not None
         return cursor.lastrowid

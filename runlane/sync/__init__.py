@@ -10,17 +10,19 @@ sync (its record stream is not final yet).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..config import Tunables
+from ..config import ENV_URL, Settings, Tunables
 from ..entities import RunInfo
-from ..errors import RunlaneError, StoreUnavailableError
+from ..errors import RunlaneError, StoreNotFoundError, StoreUnavailableError
 from ..naming import RunRef, normalize_project, parse_run_ref
-from ..recovery import deliver_leftovers
+from ..recovery import deliver_leftovers, recover
 from ..spool import Spool
 from ..statuses import TERMINAL
+from ..store import open_store
 from ..store.base import Store
 from .copy import Retrying, SyncConflictError, copy_run, sync_writer_id
 
@@ -173,4 +175,38 @@ def sync_runs(
     finally:
         if progress is not None:
             progress.close()
+    return report
+
+
+def sync(
+    dir: str | os.PathLike[str] | None,
+    url: str,
+    *,
+    project: str | None = None,
+    run: str | int | None = None,
+    progress: Progress | None = None,
+) -> SyncReport:
+    """``runlane sync``: deliver what this machine's ended processes left unsent for the server at ``url``,
+    then copy the runs of the local store (``dir``, else ``RUNLANE_DIR``, never the server ``RUNLANE_URL``
+    names) there. ``url`` may also be ``sqlite:///dir`` (another local store; no spool to deliver then).
+    Without a local store (none given, none in ``RUNLANE_DIR``) only the spool is delivered."""
+    settings = Settings.resolve(dir, env={k: v for k, v in os.environ.items() if k != ENV_URL})
+    remote = url.lower().startswith(("http://", "https://"))
+    target_settings = Settings.resolve(url=url) if remote else Settings.resolve(url)
+    with open_store(target_settings.store, api_key=target_settings.api_key) as target:
+        delivered = 0
+        if remote:  # what processes of this machine could not upload before they ended (an outage)
+            delivered = deliver_spool(target, Spool(target_settings.spool, target_settings.store), settings.tunables)
+        try:
+            source = open_store(settings.store, create=False)
+        except StoreNotFoundError:
+            if dir is not None or project is not None or run is not None:
+                raise
+            report = SyncReport()  # no local store here: the spool was all there was to deliver
+        else:
+            with source:
+                # Runs of dead processes: their last records in, then failed, so they are complete to copy.
+                recover(source, Spool(settings.spool, settings.store), settings.tunables)
+                report = sync_runs(source, target, project=project, run=run, progress=progress)
+    report.leftovers = delivered
     return report

@@ -616,3 +616,58 @@ def test_runs_page_searches_display_id_name_alias_and_notes_ignoring_case(store:
 def test_runs_page_refuses_bad_queries_naming_the_argument(store: Store, query: RunsQuery, problem: str) -> None:
     with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(".", r"\.")):
         store.runs_page(query)
+
+
+# -- threads: a server reads from many while one writes -------------------------------------------------
+
+
+def test_many_threads_read_while_one_ingests(store: Store) -> None:
+    import threading
+
+    run = new_run(store, "threads")
+    batches, per_batch = 60, 50
+    errors: list[BaseException] = []
+    done = threading.Event()
+    seen: dict[int, list[int]] = {}
+
+    def write() -> None:
+        try:
+            for batch in range(batches):
+                first = batch * per_batch
+                run.log([(step, float(step)) for step in range(first, first + per_batch)])
+                run.append(journal.Text.new(T0 + first, "log", f"batch {batch}"))
+                assert run.offer()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def read(index: int) -> None:
+        counts = seen.setdefault(index, [])
+        try:
+            while True:
+                finished = done.is_set()
+                lines = store.logs(run.run_id)
+                history = store.history(run.run_id, "m")
+                # Only committed batches, each whole: a reader never sees another thread's transaction.
+                assert len(history) % per_batch == 0
+                assert list(history.steps) == list(range(len(history)))
+                assert len(history) >= len(lines) * per_batch  # a batch's line is offered after its points
+                [info] = store.runs()
+                assert info.id == run.run_id
+                counts.append(len(history))
+                if finished:
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(6)]
+    writer = threading.Thread(target=write)
+    for thread in [*readers, writer]:
+        thread.start()
+    for thread in [writer, *readers]:
+        thread.join(timeout=120)
+    assert not errors, errors
+    for counts in seen.values():
+        assert counts == sorted(counts)  # what a reader saw never went back
+        assert counts[-1] == batches * per_batch

@@ -5,8 +5,9 @@ through an ``Emit`` callable (``Run._record``), or, for the console, into a jour
 drain tails like the run's (``SideJournal``); nothing here touches the store. Each piece is started by
 ``init()`` through ``context.RunCapture`` and stopped by ``Run._end`` before the journal is drained.
 
-Import rule: may import ``runlane.journal``, ``blobs``, ``errors``, ``wire`` and the standard library;
-psutil, pynvml and zipfile-sized work are imported lazily, on the thread that needs them.
+Import rule (tests/test_package.py): may import the foundation modules (``journal``, ``blobs``, ``errors``,
+``wire``, ``diagnostics``, ...) and the standard library, never ``store``, ``recovery``, ``drain`` or
+``api``; psutil, pynvml and zipfile-sized work are imported lazily, on the thread that needs them.
 """
 
 from __future__ import annotations

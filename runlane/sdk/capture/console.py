@@ -45,8 +45,8 @@ import sys
 import threading
 from pathlib import Path
 
+from ...diagnostics import log
 from ...errors import CaptureUnavailableError, ConsoleBusyError
-from ...logs import log
 from . import OpenJournal, SideJournal
 from .lines import TqdmMode
 from .tee import CONTROL_FD, DONE_FD, ENDED, JOURNAL_FD, PIPE_FDS, READ_SIZE, STOPPING, TEE_GRACE_S, show

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ...diagnostics import log
 from ...journal import File
-from ...logs import log
 from . import Emit, OpenJournal
 from .lines import TQDM_MODES, TqdmMode
 from .system import DEFAULT_INTERVAL_S, MIN_INTERVAL_S, SystemMonitor

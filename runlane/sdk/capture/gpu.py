@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...logs import log
+from ...diagnostics import log
 
 _MIB = 2**20
 

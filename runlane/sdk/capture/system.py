@@ -23,8 +23,8 @@ import threading
 import time
 from typing import Any
 
+from ...diagnostics import log
 from ...journal import System
-from ...logs import log
 from . import Emit
 
 DEFAULT_INTERVAL_S = 10.0
