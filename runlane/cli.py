@@ -255,6 +255,35 @@ def cmd_recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from .store import open_store
+    from .store.keys import check_key_name, hash_secret, new_secret
+
+    with open_store(args.store, create=True) as store:
+        if args.action == "create":
+            secret = new_secret()
+            key = store.create_api_key(check_key_name(args.name), hash_secret(secret), read_only=args.read_only)
+            access = "read-only" if key.read_only else "read-write"
+            print(f"created {access} API key {key.name!r}; it is shown only now (the store keeps its hash):")
+            print(secret)  # alone on the last line: `KEY=$(runlane keys create ... | tail -n 1)`
+        elif args.action == "revoke":
+            key = store.revoke_api_key(args.name)
+            print(f"revoked API key {key.name!r}")
+        else:
+            keys = store.api_keys()
+            if args.json:
+                _print_json([key._asdict() for key in keys])
+            elif not keys:
+                print("no API keys (the server needs none, and serves loopback only)")
+            else:
+                rows = [["NAME", "ACCESS", "CREATED", "REVOKED"]]
+                for key in keys:
+                    access = "read-only" if key.read_only else "read-write"
+                    rows.append([key.name, access, _when(key.created_at), _when(key.revoked_at)])
+                print(_table(rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runlane", description="Experiment tracking that never loses a point.")
     parser.add_argument("--version", action="version", version=f"runlane {__version__}")
@@ -302,6 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
     server.add_argument("--workers", type=int, default=1, help="server processes sharing the socket (default 1)")
     server.set_defaults(handler=cmd_server)
+
+    keys = commands.add_parser(
+        "keys", help="Create, list and revoke the API keys a server over a store requires.",
+        description="Create, list and revoke API keys. Keys live (hashed) in the store the server serves; once"
+        " one exists, every request but the health check needs one (Authorization: Bearer KEY).",
+    )  # fmt: skip
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    store_help = "the store the server serves: a directory or sqlite:///dir"
+    create = actions.add_parser("create", help="make a key and print it (alone on the last line)")
+    create.add_argument("name", help="a name for the key (letters, digits, '.', '_', '-')")
+    create.add_argument("--read-only", action="store_true", help="the key may read but not write")
+    create.add_argument("--store", required=True, help=store_help)
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    listing.add_argument("--store", required=True, help=store_help)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    revoke = actions.add_parser("revoke", help="revoke a key: it is refused from the next request on")
+    revoke.add_argument("name", help="the key's name")
+    revoke.add_argument("--store", required=True, help=store_help)
+    keys.set_defaults(handler=cmd_keys, json=False)
 
     ui = commands.add_parser("ui", help="Browse the local store in a web browser (127.0.0.1 only).")
     ui.add_argument("--dir", help="store directory (default: $RUNLANE_DIR or ./.runlane)")

@@ -116,8 +116,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "runlane.pending",
     ),
     "runlane.api": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # never the SDK
-    # The read API, sync and the server behind their own entry points, and the version; nothing deeper.
-    "runlane.cli": (*FOUNDATION, "runlane.api", "runlane.sync", "runlane.server", "runlane"),
+    # The read API, sync and the server behind their own entry points, the store for `keys` (API keys live
+    # in the store the server serves), and the version; nothing deeper.
+    "runlane.cli": (*FOUNDATION, "runlane.api", "runlane.sync", "runlane.server", "runlane.store", "runlane"),
 }
 
 

@@ -6,8 +6,10 @@ requests: several server processes can share one store, and a server can be kill
 Extension points, for the modules that mount onto this app:
 
 - ``ROUTERS``: ``"module:attribute"`` names of further ``APIRouter`` objects (the MLflow REST API, ...),
-  included by every app; ``create_app(routers=...)`` adds more for one app. Each may also be included
-  later with ``app.include_router``: nothing is mounted at ``/`` that could shadow it.
+  included by every app; ``create_app(routers=...)`` adds more for one app. Both are included with
+  ``runlane.server.auth.require_read`` (any valid key, once the store has keys); routes of theirs that
+  write add ``Depends(require_write)``. A router may also be included later with ``app.include_router``
+  (it must then add the auth dependencies itself): nothing is mounted at ``/`` that could shadow it.
 - The web UI: when ``runlane/ui/static/`` exists its files are served for any GET no route answers,
   with ``index.html`` for client-side routes (``runlane.server.static``).
 """
@@ -20,11 +22,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from .. import __version__
 from ..config import Tunables
 from ..store.base import Store
+from . import schemas
+from .auth import require_read, require_write
 from .errors import install_error_handlers
 from .limits import BodyLimit
 from .liveness import LivenessSweep
@@ -110,13 +114,18 @@ def create_app(
 
     from . import ingest_routes, read_routes
 
-    app.include_router(read_routes.router)
-    app.include_router(ingest_routes.router)
+    # Health answers without a key (load balancers, readiness probes); everything else needs one once the
+    # store has keys. Further routers need any valid key; their write routes add ``require_write``.
+    app.include_router(read_routes.health_router)
+    app.include_router(read_routes.router, dependencies=[Depends(require_read)])
+    app.include_router(ingest_routes.reads, dependencies=[Depends(require_read)])
+    app.include_router(ingest_routes.router, dependencies=[Depends(require_write)])
     for name in ROUTERS:
         module, _, attribute = name.partition(":")
-        app.include_router(getattr(importlib.import_module(module), attribute))
+        app.include_router(getattr(importlib.import_module(module), attribute), dependencies=[Depends(require_read)])
     for extra in routers:
-        app.include_router(extra)
+        app.include_router(extra, dependencies=[Depends(require_read)])
+    schemas.install(app)
     return app
 
 

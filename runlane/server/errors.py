@@ -46,11 +46,20 @@ CODES: dict[int, str] = {
 class ApiError(Exception):
     """A request the server refuses: the status, what was wrong, and the parameter it was about."""
 
-    def __init__(self, status: int, message: str, field: str | None = None, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.headers = headers
         self.extra = extra
 
 
@@ -84,7 +93,7 @@ async def _validation(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, exc.field, **exc.extra)
+    return error_response(exc.status, exc.message, exc.field, exc.headers, **exc.extra)
 
 
 async def _http(request: Request, exc: Exception) -> Response:
@@ -97,8 +106,25 @@ async def _http(request: Request, exc: Exception) -> Response:
         if served is not None:
             return served
         return error_response(404, f"no route {request.url.path}", None)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route of that path; a path served by several routers
+        # (GET /projects reads, POST /projects writes) supports all of theirs.
+        headers["Allow"] = ", ".join(_methods(request))
     status = exc.status_code if 400 <= exc.status_code < 500 else 400
-    return error_response(status, str(exc.detail), None, headers=dict(exc.headers or {}))
+    return error_response(status, str(exc.detail), None, headers=headers)
+
+
+def _methods(request: Request) -> list[str]:
+    from starlette.routing import Match
+
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        methods = getattr(route, "methods", None)
+        if match != Match.NONE and methods:
+            found.update(methods)
+    return sorted(found)
 
 
 async def _runlane(request: Request, exc: Exception) -> Response:

@@ -28,8 +28,12 @@ from .deps import RefDep, StoreDep
 from .errors import ApiError
 from .records import blobs_named, decode_batch
 from .responses import WireJSONResponse
+from .schemas import INTEGER, OK, items, obj, ok, ref
+
+BOOLEAN = {"type": "boolean"}
 
 router = APIRouter(prefix="/api/v1")
+reads = APIRouter(prefix="/api/v1")  # the reads only the HTTP store needs (a read-only key may use them)
 
 Id = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=10_000)]
@@ -162,31 +166,31 @@ def _ok() -> Response:
     return WireJSONResponse({"ok": True})
 
 
-@router.post("/runs")
+@router.post("/runs", responses=ok(ref("RunInfo")))
 def create_run(store: StoreDep, body: CreateRunBody) -> Response:
     """Create a run (idempotent by its uid and writer); a fork's parent is resolved by the store."""
     return WireJSONResponse(wire.to_wire(store.create_run(body.run.new_run(), body.writer.spec())))
 
 
-@router.post("/runs/{ref}/attach")
+@router.post("/runs/{ref}/attach", responses=ok(obj(info=ref("RunInfo"), next_step=INTEGER, owner=BOOLEAN)))
 def attach(store: StoreDep, ref: RefDep, body: AttachBody) -> Response:
     found = store.attach(ref, body.writer.spec(), project=body.project)
     return WireJSONResponse({"info": wire.to_wire(found.info), "next_step": found.next_step, "owner": found.owner})
 
 
-@router.post("/runs/{ref}/writers")
+@router.post("/runs/{ref}/writers", responses=OK)
 def add_writer(store: StoreDep, ref: RefDep, body: WriterBody) -> Response:
     store.add_writer(store.resolve(ref), body.spec())
     return _ok()
 
 
-@router.delete("/runs/{ref}")
+@router.delete("/runs/{ref}", responses=OK)
 def delete_run(store: StoreDep, ref: RefDep) -> Response:
     store.delete_run(ref)
     return _ok()
 
 
-@router.post("/runs/abandoned")
+@router.post("/runs/abandoned", responses=ok(obj(failed={"type": "array", "items": INTEGER})))
 def fail_abandoned(store: StoreDep, body: AbandonedBody) -> Response:
     """Fail the running runs among ``run_ids`` that no open owner writer keeps alive; answers their ids."""
     failed = store.fail_abandoned(
@@ -195,18 +199,19 @@ def fail_abandoned(store: StoreDep, body: AbandonedBody) -> Response:
     return WireJSONResponse({"failed": failed})
 
 
-@router.post("/projects")
+@router.post("/projects", responses=ok(ref("ProjectInfo")))
 def create_project(store: StoreDep, body: ProjectBody) -> Response:
     return WireJSONResponse(wire.to_wire(store.create_project(body.name, key=body.key, exist_ok=body.exist_ok)))
 
 
-@router.get("/writers")
+@reads.get("/writers", responses=ok(items(ref("OpenWriter"))))
 def open_writers(store: StoreDep) -> Response:
     return WireJSONResponse({"items": [writer._asdict() for writer in store.open_writers()]})
 
 
 @router.post(
     "/writers/{writer_id}/batches",
+    responses=ok(obj(applied=BOOLEAN)),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -242,7 +247,7 @@ def _ingest(store: Store, writer_id: str, run_id: int, records: list[list[Any]],
     return store.ingest(writer_id, run_id, records, start, end)
 
 
-@router.post("/writers/{writer_id}/close")
+@router.post("/writers/{writer_id}/close", responses=OK)
 def close_writer(store: StoreDep, writer_id: WriterId, body: CloseBody) -> Response:
     """Close a writer; with ``status``, end its run with it too."""
     if body.status is not None and body.status not in STATUSES:
@@ -251,7 +256,7 @@ def close_writer(store: StoreDep, writer_id: WriterId, body: CloseBody) -> Respo
     return _ok()
 
 
-@router.post("/heartbeat")
+@router.post("/heartbeat", responses=OK)
 def heartbeat(store: StoreDep, body: HeartbeatBody) -> Response:
     store.heartbeat(body.writer_ids, body.at)
     return _ok()
@@ -259,6 +264,7 @@ def heartbeat(store: StoreDep, body: HeartbeatBody) -> Response:
 
 @router.put(
     "/blobs/{name}",
+    responses=ok(obj(name={"type": "string"})),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -283,19 +289,19 @@ async def put_blob(request: Request, store: StoreDep, name: Annotated[str, PathP
 # -- reads the HTTP store needs beyond the UI's --------------------------------------------------
 
 
-@router.get("/runs/{ref}/id")
+@reads.get("/runs/{ref}/id", responses=ok(obj(id=INTEGER)))
 def resolve(store: StoreDep, ref: RefDep) -> Response:
     """The numeric id of the run ``ref`` names (cheaper than the run itself)."""
     return WireJSONResponse({"id": store.resolve(ref)})
 
 
-@router.get("/runs/{ref}/ancestry")
+@reads.get("/runs/{ref}/ancestry", responses=ok(items(ref("Node"))))
 def ancestry(store: StoreDep, ref: RefDep) -> Response:
     """The run and its fork ancestors, root first, each with its own user-metric step range."""
     nodes: list[Node] = store.ancestry(store.resolve(ref))
     return WireJSONResponse({"items": [node._asdict() for node in nodes]})
 
 
-@router.get("/runs/{ref}/forks")
+@reads.get("/runs/{ref}/forks", responses=ok(items(ref("RunInfo"))))
 def forks(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse({"items": [wire.to_wire(run) for run in store.forks(store.resolve(ref))]})

@@ -26,8 +26,10 @@ from ..wire import API_VERSION
 from .deps import RefDep, StoreDep
 from .errors import ApiError
 from .responses import WireJSONResponse
+from .schemas import CURSOR, FLOAT, INTEGER, items, obj, ok, ref
 
 router = APIRouter(prefix="/api/v1")
+health_router = APIRouter(prefix="/api/v1")  # the one route that needs no API key
 
 #: Most log lines or system samples one request returns (the ``next`` cursor pages on).
 MAX_PAGE = 10_000
@@ -39,6 +41,20 @@ MAX_KEY = 256
 CONTENT_TYPES = {"png": "image/png", "json": "application/json", "zip": "application/zip"}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
+SUMMARY = ref("MetricSummary")
+#: Raw columns, or buckets (with ``time`` when ``x=time``).
+HISTORY = {
+    "anyOf": [
+        ref("History"),
+        obj(
+            buckets={
+                "type": "array",
+                "items": {"allOf": [ref("Bucket"), {"properties": {"time": {"anyOf": [FLOAT, {"type": "null"}]}}}]},
+            }
+        ),
+    ]
+}
+
 Step = Annotated[int | None, Query(ge=STEP_MIN, le=STEP_MAX)]
 Cursor = Annotated[int | None, Query(ge=0, le=STEP_MAX, description="the id of the last item you have")]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
@@ -46,12 +62,12 @@ Key = Annotated[str, Query(min_length=1, max_length=MAX_KEY)]
 OptionalKey = Annotated[str | None, Query(min_length=1, max_length=MAX_KEY)]
 
 
-@router.get("/health")
+@health_router.get("/health", responses=ok(obj(ok={"const": True}, api_version=INTEGER)))
 def health() -> Response:
     return WireJSONResponse({"ok": True, "api_version": API_VERSION})
 
 
-@router.get("/projects")
+@router.get("/projects", responses=ok(items(ref("ProjectInfo"))))
 def projects(store: StoreDep) -> Response:
     return WireJSONResponse({"items": [wire.to_wire(project) for project in store.projects()]})
 
@@ -64,7 +80,7 @@ def _query_field(message: str) -> str:
     return "query"
 
 
-@router.get("/runs")
+@router.get("/runs", responses=ok(items(ref("RunInfo"), next={"type": ["string", "null"]}, total=INTEGER)))
 def runs(
     store: StoreDep,
     project: Annotated[str | None, Query(max_length=400)] = None,
@@ -100,7 +116,7 @@ def runs(
     return WireJSONResponse(out)
 
 
-@router.get("/run-list")
+@router.get("/run-list", responses=ok(items(ref("RunInfo"))))
 def run_list(
     store: StoreDep,
     project: Annotated[str | None, Query(max_length=400)] = None,
@@ -118,12 +134,12 @@ def run_list(
     return WireJSONResponse({"items": [wire.to_wire(run) for run in found]})
 
 
-@router.get("/runs/{ref}")
+@router.get("/runs/{ref}", responses=ok(ref("RunInfo")))
 def run(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse(wire.to_wire(store.run(ref)))
 
 
-@router.get("/runs/{ref}/lineage")
+@router.get("/runs/{ref}/lineage", responses=ok(ref("Lineage")))
 def lineage(store: StoreDep, ref: RefDep) -> Response:
     from ..entities import Lineage
 
@@ -135,12 +151,14 @@ def lineage(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse(wire.to_wire(found))
 
 
-@router.get("/runs/{ref}/metrics")
+@router.get(
+    "/runs/{ref}/metrics", responses=ok(obj(items={"type": "object", "additionalProperties": ref("MetricSummary")}))
+)
 def metrics(store: StoreDep, ref: RefDep) -> Response:
     return WireJSONResponse({"items": {key: wire.to_wire(summary) for key, summary in store.run(ref).metrics.items()}})
 
 
-@router.get("/runs/{ref}/history")
+@router.get("/runs/{ref}/history", responses=ok(HISTORY))
 def history(
     store: StoreDep,
     ref: RefDep,
@@ -173,7 +191,7 @@ def _time_at(points: History, bucket: Bucket) -> float | None:
     return points.times[at] if at < len(points.steps) and points.steps[at] == bucket.end else None
 
 
-@router.get("/runs/{ref}/logs")
+@router.get("/runs/{ref}/logs", responses=ok(items(ref("LogLine"), next=CURSOR)))
 def logs(
     store: StoreDep,
     ref: RefDep,
@@ -186,12 +204,12 @@ def logs(
     return WireJSONResponse({"items": [wire.to_wire(line) for line in lines], "next": lines[-1].id if lines else after})
 
 
-@router.get("/runs/{ref}/images")
+@router.get("/runs/{ref}/images", responses=ok(items(ref("ImageInfo"))))
 def images(store: StoreDep, ref: RefDep, key: OptionalKey = None) -> Response:
     return WireJSONResponse({"items": [wire.to_wire(image) for image in store.images(store.resolve(ref), key)]})
 
 
-@router.get("/runs/{ref}/system")
+@router.get("/runs/{ref}/system", responses=ok(items(ref("SystemSample"), next=CURSOR)))
 def system(
     store: StoreDep, ref: RefDep, key: OptionalKey = None, after: Cursor = None, limit: PageLimit = DEFAULT_PAGE
 ) -> Response:
@@ -201,7 +219,7 @@ def system(
     )
 
 
-@router.get("/runs/{ref}/files/{kind}")
+@router.get("/runs/{ref}/files/{kind}", responses=ok(ref("RunFile")))
 def run_file(store: StoreDep, ref: RefDep, kind: Literal["environment", "code"]) -> Response:
     found = store.run_file(store.resolve(ref), kind)
     if found is None:
@@ -212,7 +230,7 @@ def run_file(store: StoreDep, ref: RefDep, kind: Literal["environment", "code"])
 @router.get(
     "/blobs/{name}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}, "description": "the blob's bytes"}},
+    responses={200: {"content": {kind: {} for kind in CONTENT_TYPES.values()}, "description": "the blob's bytes"}},
 )
 def blob(store: StoreDep, name: Annotated[str, PathParam(max_length=100)]) -> Response:
     try:

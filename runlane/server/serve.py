@@ -38,8 +38,8 @@ def keys_configured(location: str) -> bool:
     """Whether the store at ``location`` holds an API key (opening it once: a bad location fails here)."""
     from ..store import open_store
 
-    with open_store(location, create=True):
-        return False  # this version of the server has no API keys yet
+    with open_store(location, create=True) as store:
+        return store.has_api_keys()
 
 
 def serve(location: str, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, workers: int = 1) -> int:

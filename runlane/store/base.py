@@ -35,6 +35,7 @@ from ..lineage import (
     segments,
 )
 from ..naming import RunRef
+from .keys import ApiKeyInfo
 
 if TYPE_CHECKING:
     import numpy as np
@@ -364,6 +365,28 @@ class Store(ABC):
     @abstractmethod
     def run_file(self, run_id: int, kind: str) -> RunFile | None:
         """The latest run-level file of ``kind`` (``environment``, ``code``), or None if none was recorded."""
+
+    # -- API keys (see runlane.store.keys): the server's access control -------------------------
+
+    @abstractmethod
+    def create_api_key(self, name: str, secret_hash: str, *, read_only: bool) -> ApiKeyInfo:
+        """Keep a new key by the hash of its secret; ``ValueError`` if a valid key has that name already."""
+
+    @abstractmethod
+    def api_keys(self) -> list[ApiKeyInfo]:
+        """Every key, valid and revoked, by name."""
+
+    @abstractmethod
+    def revoke_api_key(self, name: str) -> ApiKeyInfo:
+        """Revoke the valid key of that name (from now on it is refused); ``ValueError`` if there is none."""
+
+    @abstractmethod
+    def api_key(self, secret_hash: str) -> ApiKeyInfo | None:
+        """The valid key whose secret has this hash, or None."""
+
+    def has_api_keys(self) -> bool:
+        """Whether any key is valid: a server over this store then requires one on every request."""
+        return any(key.revoked_at is None for key in self.api_keys())
 
     # -- blobs: content-addressed files (see runlane.blobs) ------------------------------------
 

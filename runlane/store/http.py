@@ -35,6 +35,7 @@ from ..errors import (
 from ..lineage import Node
 from ..naming import RunRef
 from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
+from .keys import ApiKeyInfo
 from .runs_query import RunsPage, RunsQuery
 
 if TYPE_CHECKING:
@@ -362,6 +363,26 @@ class HttpStore(Store):
         if response.status_code >= 400:
             self._raise(response, run_id, None)
         return wire.from_wire(RunFile, wire.loads(response.content))
+
+    # -- API keys: managed on the server's own store, never over the API it guards ------------
+
+    def _keys_elsewhere(self) -> NoReturn:
+        raise StoreError(
+            f"API keys are managed on the store the server at {self.url} serves, not through it:"
+            " run `runlane keys ... --store <that store>` where it lives"
+        )
+
+    def create_api_key(self, name: str, secret_hash: str, *, read_only: bool) -> ApiKeyInfo:
+        self._keys_elsewhere()
+
+    def api_keys(self) -> list[ApiKeyInfo]:
+        self._keys_elsewhere()
+
+    def revoke_api_key(self, name: str) -> ApiKeyInfo:
+        self._keys_elsewhere()
+
+    def api_key(self, secret_hash: str) -> ApiKeyInfo | None:
+        self._keys_elsewhere()
 
     # -- blobs ----------------------------------------------------------------------------------
 

@@ -192,6 +192,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX system_points_by_run_id ON system_points(run_id, id);
         """,
     ),
+    Migration(
+        "0006_api_keys",
+        # The server's API keys, kept as the sha256 of their secret (runlane.store.keys). A name is unique
+        # among valid keys only: a revoked key's name can be given to a new one, and the old row stays.
+        """
+        CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE,
+            read_only INTEGER NOT NULL,
+            created_at REAL NOT NULL,
+            revoked_at REAL
+        );
+        CREATE UNIQUE INDEX api_keys_valid_by_name ON api_keys(name) WHERE revoked_at IS NULL;
+        """,
+    ),
 )
 
 

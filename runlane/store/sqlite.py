@@ -55,6 +55,7 @@ from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sqlite_series
 from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
+from .keys import ApiKeyInfo, check_key_name
 from .migrations import migrate, require_current
 
 if TYPE_CHECKING:
@@ -841,6 +842,52 @@ class SQLiteStore(Store):
         if row is None:
             return None
         return RunFile(kind, row[0], row[1], wire.loads(row[2]))
+
+    # -- API keys -------------------------------------------------------------------------------
+
+    _KEY_COLUMNS = "name, read_only, created_at, revoked_at"
+
+    @staticmethod
+    def _key(row: Sequence[Any]) -> ApiKeyInfo:
+        return ApiKeyInfo(row[0], bool(row[1]), row[2], row[3])
+
+    def create_api_key(self, name: str, secret_hash: str, *, read_only: bool) -> ApiKeyInfo:
+        check_key_name(name)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM api_keys WHERE name = ? AND revoked_at IS NULL", (name,)).fetchone():
+                raise ValueError(f"an API key named {name!r} exists already; revoke it first or choose another name")
+            conn.execute(
+                "INSERT INTO api_keys (name, secret_hash, read_only, created_at) VALUES (?, ?, ?, ?)",
+                (name, secret_hash, int(read_only), time.time()),
+            )
+            row = conn.execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ?", (secret_hash,))
+            return self._key(row.fetchone())
+
+    def api_keys(self) -> list[ApiKeyInfo]:
+        rows = self.conn.execute(f"SELECT {self._KEY_COLUMNS} FROM api_keys ORDER BY name, id").fetchall()
+        return [self._key(row) for row in rows]
+
+    def revoke_api_key(self, name: str) -> ApiKeyInfo:
+        with self._transaction() as conn:
+            found = conn.execute(
+                f"SELECT id, {self._KEY_COLUMNS} FROM api_keys WHERE name = ? AND revoked_at IS NULL", (name,)
+            ).fetchone()
+            if found is None:
+                raise ValueError(f"no valid API key named {name!r} (see `runlane keys list`)")
+            now = time.time()
+            conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (now, found[0]))
+            return self._key(found[1:])._replace(revoked_at=now)
+
+    def api_key(self, secret_hash: str) -> ApiKeyInfo | None:
+        row = self.conn.execute(
+            f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL", (secret_hash,)
+        ).fetchone()
+        return None if row is None else self._key(row)
+
+    def has_api_keys(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").fetchone() is not None
+
+    # -- blobs ----------------------------------------------------------------------------------
 
     def put_blob(self, data: bytes, ext: str) -> str:
         return self.blobs.put_bytes(data, ext)
