@@ -279,3 +279,37 @@ def test_a_registration_the_server_refuses_later_is_kept_with_its_journal_and_no
         assert not list(spool.glob("*.start"))
         with Api(url=url) as api:
             assert api.runs() == []
+
+
+def test_a_remote_run_sends_its_api_key_from_init_or_the_environment(tmp_path: Path) -> None:
+    store = tmp_path / "server-store"
+
+    def new_key(*flags: str) -> str:
+        made = subprocess.run([sys.executable, "-m", "runlane", "keys", "create", f"k{len(flags)}", *flags, "--store",
+                               str(store)], capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+        return made.stdout.strip().splitlines()[-1]
+
+    key, read_only = new_key(), new_key("--read-only")
+    with running_server(store, tmp_path / "server.log") as server:
+        code = """
+            import os, runlane
+            run = runlane.init(project="keyed", url=os.environ["URL"], api_key=os.environ.get("KEY") or None,
+                               system_metrics_interval=None)
+            run.log(loss=1.0)
+            run.finish()
+            print(run.uid)
+        """
+        given = _client(code, tmp_path, server.url, URL=server.url, KEY=key)  # api_key=: the drain gets it too
+        out, err = given.communicate(timeout=120)
+        assert given.returncode == 0, err
+        from_env = _client(code, tmp_path, server.url, URL=server.url, RUNLANE_API_KEY=key)
+        out_env, err = from_env.communicate(timeout=120)
+        assert from_env.returncode == 0, err
+        with Api(url=server.url, api_key=read_only) as api:
+            for uid in (out.strip(), out_env.strip()):
+                assert api.run(uid).status == "finished"
+                assert api.history(uid, "loss").values == [1.0]
+        refused = _client(code, tmp_path, server.url, URL=server.url, KEY=read_only)
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 1
+        assert "RUNLANE_API_KEY" in err  # a key that may not write is an error at init(), not an outage
