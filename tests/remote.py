@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,9 +20,11 @@ from .servers import Server, wait_ready
 _SERVER: list[Server] = []
 
 
-def multistore_url(store: Path, log: Path) -> str:
-    """The URL of a fresh store in ``store`` behind the session's multistore server (started on first use)."""
+def multistore_url(config: pytest.Config, store: Path, log: Path) -> str:
+    """The URL of a fresh store in ``store`` behind the session's multistore server (started on first use,
+    stopped when the session ends)."""
     if not _SERVER:
+        config.add_cleanup(_stop)
         with log.open("w") as err:
             process = subprocess.Popen(
                 [sys.executable, str(Path(__file__).parent / "contract" / "multistore.py")],
@@ -35,9 +36,7 @@ def multistore_url(store: Path, log: Path) -> str:
     return f"{_SERVER[0].url}/s/{token(store)}"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _stop_multistore() -> Iterator[None]:
-    yield
+def _stop() -> None:
     while _SERVER:
         _SERVER.pop().stop()
 
@@ -47,4 +46,4 @@ def store_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """A fresh store: a directory (``local``), or the URL of a server's store (``remote``)."""
     if request.param == "local":
         return tmp_path / "store"
-    return multistore_url(tmp_path / "server-store", tmp_path.parent / "multistore.log")
+    return multistore_url(request.config, tmp_path / "server-store", tmp_path.parent / "multistore.log")
