@@ -33,6 +33,7 @@ bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/R
 	$(PYTHON) benchmarks/bench_history.py
 	$(PYTHON) benchmarks/bench_listing.py
 	$(PYTHON) benchmarks/bench_writer.py
+	$(PYTHON) benchmarks/bench_server.py
 	$(PYTHON) benchmarks/bench_store.py
 	$(PYTHON) benchmarks/bench_ui.py
 

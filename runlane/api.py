@@ -60,20 +60,24 @@ class Api:
         """
         if url is not None and dir is not None:
             raise ValueError("pass dir= (a local store) or url= (a runlane server), not both")
-        if url is None and dir is None:
-            url = os.environ.get(ENV_URL) or None
-        if url is not None and not url.startswith(("http://", "https://")):
-            raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
-        settings = Settings.resolve(url if url is not None else dir)
+        url = url or (os.environ.get(ENV_URL) or None if dir is None else None)
+        #: The local store's directory (None for a server).
+        self.dir: Path | None = None
+        #: The server's URL (None for a local store).
+        self.url: str | None = None
+        if url is not None:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"url={url!r} is not a runlane server's URL; use http://host:port or https://...")
+            self.url = url
+            self._settings = Settings.resolve(url=url, api_key=api_key)
+            self.store: str = self._settings.store
+            self._store: Store = open_store(url, api_key=self._settings.api_key)
+            return
+        settings = Settings.resolve(dir)
         self._settings = settings
-        self.store: str = settings.store
-        #: The local store's directory (None for a store named by a URL).
-        self.dir: Path | None = settings.dir
-        #: The server's URL (None for any other store).
-        self.url: str | None = settings.store if settings.store.startswith(("http://", "https://")) else None
-        self._store: Store = open_store(
-            settings.store, create=create, allow_read_only=True, api_key=api_key if self.url else None
-        )
+        self.store = settings.store
+        self.dir = settings.dir
+        self._store = open_store(settings.store, create=create, allow_read_only=True)
 
     def close(self) -> None:
         self._store.close()

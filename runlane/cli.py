@@ -201,19 +201,27 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_recover(args: argparse.Namespace) -> int:
-    from .api import Api
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .sync import sync
+    from .sync.progress import progress_for
 
-    with Api(args.dir) as api:
-        failed = [api.run(run_id) for run_id in api.recover()]
+    report = sync(args.dir, args.url, project=args.project, run=args.run, progress=progress_for(sys.stderr))
     if args.json:
-        _print_json([_run_json(run) for run in failed])
-    elif failed:
-        for run in failed:
-            print(f"{run.display_id} failed: {_safe(run.status_reason or '')}")
+        _print_json(
+            {
+                "copied": report.copied,
+                "continued": report.continued,
+                "present": report.present,
+                "skipped": report.skipped,
+                "failed": report.failed,
+                "records": report.records,
+                "leftovers": report.leftovers,
+            }
+        )
     else:
-        print("nothing to recover")
-    return 0
+        for line in report.lines():
+            print(_safe(line))
+    return 0 if report.ok else 1
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -228,8 +236,23 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     directory = Settings.resolve(args.dir).dir
     if directory is None:
-        raise ValueError("runlane ui serves a local store directory; for another store use `runlane server --store`")
+        raise ValueError("runlane ui serves a local store: pass --dir (RUNLANE_DIR names a URL); see runlane server")
     return serve_ui(directory, port=args.port, open_browser=not args.no_browser)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .api import Api
+
+    with Api(args.dir) as api:
+        failed = [api.run(run_id) for run_id in api.recover()]
+    if args.json:
+        _print_json([_run_json(run) for run in failed])
+    elif failed:
+        for run in failed:
+            print(f"{run.display_id} failed: {_safe(run.status_reason or '')}")
+    else:
+        print("nothing to recover")
+    return 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -289,12 +312,14 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(handler=cmd_delete)
 
-    recover = command(
-        "recover",
-        "Store what dead processes left in their journals and mark the runs they abandoned failed"
-        " (every init() does this too).",
-    )
-    recover.set_defaults(handler=cmd_recover)
+    about = "Copy runs (everything they hold) to a tracking server or another store, resumably."
+    sync = commands.add_parser("sync", help=about, description=about)
+    sync.add_argument("--dir", help="the store to copy from (default: $RUNLANE_DIR or ./.runlane)")
+    sync.add_argument("--url", required=True, help="where to copy to: a server's http(s)://host:port or sqlite:///dir")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.add_argument("--project", help="only runs of this project")
+    sync.add_argument("--run", help="only this run (numeric id, display id or uid) and the runs it forks or nests in")
+    sync.set_defaults(handler=cmd_sync)
 
     server = commands.add_parser(
         "server", help="Serve the HTTP API and the web UI over a store.", description="Serve the HTTP API and the"
@@ -331,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0 picks a free one)")
     ui.add_argument("--no-browser", action="store_true", help="only print the URL; do not open a web browser")
     ui.set_defaults(handler=cmd_ui)
+
+    recover = command(
+        "recover",
+        "Store what dead processes left in their journals and mark the runs they abandoned failed"
+        " (every init() does this too).",
+    )
+    recover.set_defaults(handler=cmd_recover)
     return parser
 
 

@@ -76,6 +76,11 @@ class Settings(NamedTuple):
     - ``drain``: ``process`` (ingest in a drain process, the default) or ``thread`` (for interpreters that
       cannot start one); ``RUNLANE_DRAIN``.
     - ``tunables``: intervals and timeouts (``Tunables``).
+    - ``api_key``: sent to a runlane server as a Bearer token (``api_key=``, ``RUNLANE_API_KEY``).
+
+    A tracking server is named by ``url=`` or ``RUNLANE_URL`` (which win over ``RUNLANE_DIR``; passing
+    both ``dir`` and ``url`` is an error), except in ``offline`` mode: runs then go to the embedded store
+    only (``dir``, ``RUNLANE_DIR``), for a later ``runlane sync --url``.
     """
 
     store: str
@@ -83,6 +88,7 @@ class Settings(NamedTuple):
     mode: Mode
     drain: DrainKind = "process"
     tunables: Tunables = Tunables()
+    api_key: str | None = None
 
     @property
     def dir(self) -> Path | None:
@@ -99,6 +105,8 @@ class Settings(NamedTuple):
         dir: str | os.PathLike[str] | None = None,
         mode: str | None = None,
         *,
+        url: str | None = None,
+        api_key: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Settings:
         """Resolve settings; an argument wins over the environment, which wins over the default.
@@ -115,12 +123,25 @@ class Settings(NamedTuple):
             source = "mode" if mode is not None else ENV_MODE
             raise ValueError(f"{source}={raw_mode!r} is not a runlane mode; use one of {', '.join(MODES)}")
         store = store_location(raw_location, "dir" if given else ENV_DIR)
+        server = url or None
+        if server is not None and given:
+            raise ValueError("pass dir= (the embedded store) or url= (a runlane server), not both")
+        if server is None and not given:
+            server = environ.get(ENV_URL) or None
+        if server is not None and normalized != "offline":
+            store = server_location(server, "url" if url else ENV_URL)
+        if normalized == "offline" and embedded_dir(store) is None:
+            raise ValueError(
+                f"offline mode records runs in an embedded store, and {'dir' if given else ENV_DIR} names {store};"
+                " give a directory (runlane sync --url copies its runs to a server later)"
+            )
         return cls(
             store=store,
             spool=spool_dir(store, environ),
             mode=normalized,
             drain=_drain_kind(environ.get(ENV_DRAIN) or "process"),
             tunables=Tunables.from_env(environ),
+            api_key=api_key or environ.get(ENV_API_KEY) or None,
         )
 
 
@@ -141,6 +162,13 @@ def store_location(location: str, source: str = "dir") -> str:
     raise ValueError(
         f"{source}={location!r}: a store is a directory, sqlite:///path to one, postgresql://... or http(s)://..."
     )
+
+
+def server_location(url: str, source: str) -> str:
+    """The canonical location of a runlane server's URL; ``ValueError`` naming ``source`` for anything else."""
+    if not isinstance(url, str) or not url.lower().startswith(("http://", "https://")):
+        raise ValueError(f"{source}={url!r} is not a runlane server's URL; use http://host:port or https://...")
+    return store_location(url, source)
 
 
 def embedded_dir(location: str) -> Path | None:

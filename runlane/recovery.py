@@ -24,7 +24,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import NamedTuple
 
-from . import journal
+from . import journal, pending, spool_blobs
 from .config import Tunables
 from .diagnostics import log
 from .errors import OffsetConflictError, StoreUnavailableError
@@ -81,10 +81,13 @@ def replay_journal(
                     return result
                 try:
                     if deadline is None:
+                        local = spool_blobs.deliver(store, batch.records, path.parent)
                         store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
                     else:  # a busy store must not keep us past the deadline inside one call
                         with store.patience(max(0.01, deadline - time.monotonic())):
+                            local = spool_blobs.deliver(store, batch.records, path.parent)
                             store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
+                    spool_blobs.forget(local)
                 except OffsetConflictError as exc:
                     # Another process (the writer's drain, another reader) is applying the same journal
                     # and committed a batch that does not line up with ours: go on from there.
@@ -145,7 +148,10 @@ def _settle(store: Store, store_dir: Path | None, judged: _Judged, dead: list[Op
         path = journal_path(writer.journal, store_dir)
         replay = Replay()
         if path is not None and path.exists():
-            replay = replay_journal(store, writer, path)
+            try:
+                replay = replay_journal(store, writer, path)
+            except FileNotFoundError:  # another deliverer (the writer's own drain) finished it meanwhile
+                continue
         elif path is None:
             replay.note = "its journal is not on this machine"
         elif writer.offset > 0:
@@ -181,6 +187,8 @@ def deliver_leftovers(store: Store, spool: Spool, tunables: Tunables = DEFAULT_T
     in_spool = {path.name for path in spool.journals()}
     if not in_spool:
         return []
+    if spool.store_dir is None:  # runs dead processes started while the server was down: register them first
+        pending.register_all(store, spool.dir, only_abandoned=True)
     judged = _judge(store, spool.store_dir, tunables, None, time.time())
     mine = [w for w in judged.dead if Path(w.journal).name in in_spool]
     return _settle(store, spool.store_dir, judged, mine) if mine else []

@@ -26,6 +26,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     # Tests pass dir= explicitly; anything that forgets must not touch the developer's ./.runlane.
     monkeypatch.setenv("RUNLANE_DIR", str(tmp_path / "env-store"))
     monkeypatch.delenv("RUNLANE_MODE", raising=False)
+    monkeypatch.delenv("RUNLANE_URL", raising=False)  # nor a server the developer's shell points at
+    monkeypatch.delenv("RUNLANE_API_KEY", raising=False)
     # Nor the developer's spools: a store named by a URL spools under the cache directory.
     monkeypatch.delenv("RUNLANE_SPOOL", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

@@ -141,7 +141,7 @@ def test_cli_json_keeps_non_finite_values_valid(store_dir: Path) -> None:
 def test_every_cli_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     parser = cli.build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert set(commands) == {"delete", "keys", "ls", "recover", "server", "show", "ui"}
+    assert set(commands) == {"delete", "keys", "ls", "recover", "server", "show", "sync", "ui"}
     for name in commands:
         with pytest.raises(SystemExit) as exit_info:
             cli.main([name, "--help"])

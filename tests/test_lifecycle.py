@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 import runlane
+from runlane.config import Settings
 from runlane.errors import RunClosedError
 
 from .conftest import run_script, start_script
+from .remote import store_dir as _local_and_remote
+
+store_dir = _local_and_remote  # every test here runs on a local store and on a server
 
 
 def test_display_ids_are_sequential_per_project(store_dir: Path) -> None:
@@ -295,7 +299,11 @@ def test_disabled_mode_returns_a_noop_run(store_dir: Path, monkeypatch: pytest.M
     runlane.set_enabled(True)
     monkeypatch.setenv("RUNLANE_MODE", "disabled")
     assert isinstance(runlane.init(project="debug", dir=store_dir), runlane.NoOpRun)
-    assert not store_dir.exists()
+    if isinstance(store_dir, Path):
+        assert not store_dir.exists()
+    else:  # a server: no run reached it
+        with runlane.Api(store_dir) as api:
+            assert api.runs() == []
 
 
 def test_unknown_mode_is_an_error_naming_the_variable(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -326,7 +334,8 @@ def test_no_runlane_thread_or_journal_is_left_after_finish(store_dir: Path) -> N
     assert not any(t.name.startswith("runlane") for t in threading.enumerate())
     run.finish()
     assert not any(t.name.startswith("runlane") for t in threading.enumerate())
-    assert list((store_dir / "journals").iterdir()) == []
+    journals = store_dir / "journals" if isinstance(store_dir, Path) else Settings.resolve(store_dir).spool
+    assert [path.name for path in journals.iterdir() if path.suffix == ".rlj"] == []
 
 
 def test_runs_survive_a_fork_child_that_exits(store_dir: Path) -> None:

@@ -12,6 +12,10 @@ import pytest
 import runlane
 from runlane import Run
 
+from .remote import store_dir as _local_and_remote
+
+store_dir = _local_and_remote  # every test here runs on a local store and on a server
+
 
 def _log_range(run: Run, steps: range, offset: float = 0.0, key: str = "loss") -> None:
     for step in steps:

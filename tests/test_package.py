@@ -96,13 +96,29 @@ FOUNDATION = (
 )  # fmt: skip
 ALLOWED: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(FOUNDATION, FOUNDATION),  # pure pieces: they import one another, nothing above
-    "runlane.store": FOUNDATION,  # backends: never the SDK, the drain, recovery or the read API
-    "runlane.recovery": (*FOUNDATION, "runlane.store"),
-    "runlane.drain": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # never the SDK
+    # backends: never the SDK, the drain, recovery or the read API ("runlane": the HTTP store's User-Agent version)
+    "runlane.store": (*FOUNDATION, "runlane"),
+    # Client side of a remote store: registrations and blobs waiting in the spool for their server.
+    "runlane.pending": (*FOUNDATION, "runlane.store"),
+    "runlane.spool_blobs": (*FOUNDATION, "runlane.store"),
+    "runlane.recovery": (*FOUNDATION, "runlane.store", "runlane.pending", "runlane.spool_blobs"),
+    "runlane.drain": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane.pending", "runlane.spool_blobs"),
+    "runlane.sync": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # copies between stores: no SDK
+    # The server: any store, the store side of recovery; never the SDK (and the version from the front).
+    "runlane.server": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane"),
     "runlane.sdk.capture": FOUNDATION,  # capture threads only journal: no store, no recovery, no drain
-    "runlane.sdk": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane.drain", "runlane.sdk.capture"),
+    "runlane.sdk": (
+        *FOUNDATION,
+        "runlane.store",
+        "runlane.recovery",
+        "runlane.drain",
+        "runlane.sdk.capture",
+        "runlane.pending",
+    ),
     "runlane.api": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # never the SDK
-    "runlane.cli": (*FOUNDATION, "runlane.api", "runlane"),  # the read API and the version, nothing deeper
+    # The read API, sync and the server behind their own entry points, the store for `keys` (API keys live
+    # in the store the server serves), and the version; nothing deeper.
+    "runlane.cli": (*FOUNDATION, "runlane.api", "runlane.sync", "runlane.server", "runlane.store", "runlane"),
 }
 
 

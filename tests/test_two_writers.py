@@ -8,6 +8,9 @@ from pathlib import Path
 import runlane
 
 from .conftest import start_script
+from .remote import store_dir as _local_and_remote
+
+store_dir = _local_and_remote  # every test here runs on a local store and on a server
 
 
 def test_side_process_appends_eval_metrics_and_closes_while_training_continues(store_dir: Path, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..config import Tunables, store_location
+from ..config import ENV_API_KEY, Tunables, store_location
 from ..diagnostics import log
 from ..liveness import is_alive
 from ..recovery import recover
@@ -93,8 +93,8 @@ def _let_short_runs_end(pid: int, started: float | None) -> None:
 
 
 def _drain_while_active(spool: Spool, owner: Owner, tunables: Tunables) -> None:
-    store = open_store(spool.store)
-    drain = Drain(store, spool.store_dir, owner, tunables)
+    store = open_store(spool.store, api_key=os.environ.get(ENV_API_KEY) or None)
+    drain = Drain(store, spool.store_dir, owner, tunables, pending_dir=spool.dir if spool.store_dir is None else None)
     try:
         while is_alive(owner.pid, owner.pid_started):
             busy = drain.pump()
@@ -112,8 +112,8 @@ def _drain_orphaned(spool: Spool, owner: Owner, tunables: Tunables) -> int:
     fail the runs it did not end (the ones it ended have their END record in the store by now)."""
     if not spool.owner_has_journals(owner.pid):
         return 0
-    store = open_store(spool.store)
-    drain = Drain(store, spool.store_dir, owner, tunables)
+    store = open_store(spool.store, api_key=os.environ.get(ENV_API_KEY) or None)
+    drain = Drain(store, spool.store_dir, owner, tunables, pending_dir=spool.dir if spool.store_dir is None else None)
     try:
         gone_at = time.monotonic()
         while True:

@@ -13,11 +13,12 @@ lost acknowledgement (the store committed, the answer never arrived), nothing is
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import journal
+from .. import journal, pending, spool_blobs
 from ..config import Tunables
 from ..diagnostics import log
 from ..errors import OffsetConflictError, StoreUnavailableError
@@ -63,9 +64,14 @@ class Drain:
     it), None for a store named by a URL.
     """
 
-    def __init__(self, store: Store, store_dir: Path | None, owner: Owner, tunables: Tunables) -> None:
+    def __init__(
+        self, store: Store, store_dir: Path | None, owner: Owner, tunables: Tunables, *, pending_dir: Path | None = None
+    ) -> None:
         self.store = store
         self.store_dir = store_dir
+        # A spool outside the store (a server's): the owner's runs started while it was unreachable wait there
+        # to be registered (runlane.pending), and their blobs to be delivered (runlane.spool_blobs).
+        self.pending_dir = pending_dir
         self.owner = owner
         self.tunables = tunables
         self._tails: dict[str, _Tail] = {}
@@ -101,6 +107,8 @@ class Drain:
         return busy
 
     def _discover(self) -> None:
+        if self.pending_dir is not None:
+            pending.register_all(self.store, self.pending_dir, self.owner.pid)
         open_now = {w.id: w for w in self.store.open_writers() if self.owner.owns(w)}
         self.owner_writers = len(open_now)
         for writer_id in [w for w in self._tails if w not in open_now]:
@@ -124,7 +132,9 @@ class Drain:
             return False
         writer = tail.writer
         try:
+            local = [] if self.pending_dir is None else spool_blobs.deliver(self.store, batch.records, tail.path.parent)
             self.store.ingest(writer.id, writer.run_id, batch.records, batch.start, batch.end)
+            spool_blobs.forget(local)
         except OffsetConflictError as exc:
             # The store holds a different prefix than this reader assumed (a lost acknowledgement, or
             # the owner applying the same journal as its run ends): continue from what the store holds.
@@ -163,6 +173,10 @@ class Drain:
         for tail in self._tails.values():
             if not tail.broken and tail.path.exists():
                 total += max(0, tail.path.stat().st_size - tail.reader.offset)
+        if self.pending_dir is not None:  # journals of runs the store has not registered yet: all of them
+            for path in self.pending_dir.glob(f"{self.owner.pid}.*{pending.SUFFIX}"):
+                with contextlib.suppress(FileNotFoundError):
+                    total += path.with_suffix(journal.SUFFIX).stat().st_size
         return total
 
     def close(self) -> None:

@@ -21,9 +21,9 @@ from .. import journal
 from ..config import Tunables, embedded_dir
 from ..diagnostics import log as _log
 from ..entities import RunInfo
-from ..errors import RunClosedError
+from ..errors import RunClosedError, RunlaneError
 from ..merge import deep_merge
-from ..naming import check_metric_key
+from ..naming import RunRef, check_metric_key
 from ..statuses import FINISHED, normalize_status
 from ..steps import STEP_MAX, STEP_MIN, as_integer
 from ..store.ingest import split_lines
@@ -33,7 +33,7 @@ from .writer import SideJournal, StoreWriter, release
 
 if TYPE_CHECKING:
     from ..blobs import BlobSink
-    from ..store.base import WriterSpec
+    from ..store.base import Store, WriterSpec
     from .capture.context import RunCapture
 
 
@@ -43,6 +43,8 @@ MAX_TAG_LENGTH = 256
 TEXT_PIECE = 1024 * 1024  # log_text splits larger texts into records of about this many characters
 PRIMARY_MODES = ("max", "min")
 MAX_CAPTION = 4096
+LOOKUP_INTERVAL_S = 1.0  # how often an unregistered run asks its server whether it knows it by now
+LOOKUP_PATIENCE_S = 0.5
 CAPTURE_LOCK_POLL_S = 0.05  # how often a capture thread waiting for the run lock checks whether the run ends
 
 
@@ -62,8 +64,13 @@ class Run:
         capture: RunCapture | None = None,
         owner: bool = True,
         finish_timeout_s: float = Tunables().finish_timeout_s,
+        registered: bool = True,
     ) -> None:
         self._info = info
+        # False while the store has not registered the run (started while its server was unreachable):
+        # ``info`` is then what this process knows, without ids, and the ids are looked up when asked for.
+        self._registered = registered
+        self._next_lookup = 0.0
         self._finish_timeout_s = finish_timeout_s
         # The owner (this process created the run, or resumed it while no other owner was open) decides the
         # run's final status; a side process's automatic ends only close its writer.
@@ -101,14 +108,40 @@ class Run:
     # -- identity -------------------------------------------------------------------------------
 
     @property
-    def id(self) -> int:
-        """Numeric id, unique in the store."""
-        return self._info.id
+    def id(self) -> int | None:
+        """Numeric id, unique in the store; None while the store has not registered the run (a remote run
+        started while its server was unreachable: known once the server is back)."""
+        self._learn_ids()
+        return self._info.id if self._registered else None
 
     @property
-    def display_id(self) -> str:
-        """Per-project sequential id like ``MMP-42``."""
-        return self._info.display_id
+    def display_id(self) -> str | None:
+        """Per-project sequential id like ``MMP-42``; None while the store has not registered the run."""
+        self._learn_ids()
+        return self._info.display_id if self._registered else None
+
+    @property
+    def _label(self) -> str:
+        """How messages name the run: its display id, else its uid."""
+        return self._info.display_id if self._registered else f"(uid {self._info.uid})"
+
+    def _learn_ids(self) -> None:
+        # The drain registers the run when the server answers; ask the server (at most once a second, briefly:
+        # a property must not hang on a server that is down) whether it has by now.
+        if self._registered or time.monotonic() < self._next_lookup or self._ended:
+            return
+        self._next_lookup = time.monotonic() + LOOKUP_INTERVAL_S
+        uid = self._info.uid
+
+        def look_up(store: Store) -> RunInfo:
+            with store.patience(LOOKUP_PATIENCE_S):
+                return store.run(RunRef("uid", uid))
+
+        try:
+            found = self._writer.call(look_up)
+        except (RunlaneError, ValueError):  # not there yet, or the server still does not answer
+            return
+        self._info, self._registered = found, True
 
     @property
     def uid(self) -> str:
@@ -171,7 +204,9 @@ class Run:
 
     @property
     def info(self) -> RunInfo:
-        """What the store said about this run when it was created or resumed."""
+        """What the store said about this run when it was created or resumed (without ids, ``id == 0``,
+        while the store has not registered it)."""
+        self._learn_ids()
         return self._info
 
     def __repr__(self) -> str:
@@ -326,7 +361,7 @@ class Run:
             for data in [self._capture_packer.pack(record) for record in records]:
                 self._journal.append(data)
         except Exception as exc:
-            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
+            _log.warning("runlane: could not record captured context for %s: %s", self._label, exc)
         finally:
             self._lock.release()
 
@@ -354,7 +389,7 @@ class Run:
                 for data in encoded:
                     self._journal.append(data)
         except Exception as exc:
-            _log.warning("runlane: could not record captured context for %s: %s", self._info.display_id, exc)
+            _log.warning("runlane: could not record captured context for %s: %s", self._label, exc)
 
     def flush(self, *, timeout: float | None = None) -> None:
         """Apply everything this process has logged to the run so far to the store, so that a read made
@@ -403,7 +438,7 @@ class Run:
             "runlane: run %s is written by its owner (%s) as well as by this process, which attached beside it;"
             " log() without step= counts on from step %d here, unaware of the owner's steps, so both may log"
             " the same step and a metric logged at one step by both keeps only one value: pass step= explicitly",
-            self._info.display_id,
+            self._label,
             ", ".join(owners) or "another process",
             self._step,
         )
@@ -423,7 +458,7 @@ class Run:
                     try:
                         self._capture.stop()  # before draining: the last console lines and samples are stored
                     except Exception:  # the run must still end; what was captured so far is in the journal
-                        _log.exception("runlane: stopping the context capture of %s failed", self._info.display_id)
+                        _log.exception("runlane: stopping the context capture of %s failed", self._label)
                     self._append_ending_records()
                 timeout = self._finish_timeout_s if timeout is None else timeout
                 deadline = time.monotonic() + timeout
@@ -431,7 +466,7 @@ class Run:
                     try:
                         self._wait_until_stored(side.writer_id, side.file.path, None, deadline, timeout)
                     except RuntimeError as exc:  # damaged: kept, its writer closed with the reason; the run ends
-                        _log.error("runlane: run %s: %s", self._info.display_id, exc)
+                        _log.error("runlane: run %s: %s", self._label, exc)
                 if status is not None:
                     # Apply the journal first and only then settle the status: a SIGTERM that arrives while
                     # the backlog is applied still makes this run end killed (_end_with), since the status
@@ -454,7 +489,7 @@ class Run:
 
     def _open_side_journal(self, process: WriterSpec) -> SideJournal:
         """A journal of this run for the console tee (``capture.OpenJournal``), applied at the run's end."""
-        side = SideJournal(self._writer, process, self._info.id)
+        side = SideJournal(self._writer, process, self.id, self._info.uid)
         self._side_journals.append(side)
         return side
 
@@ -463,22 +498,20 @@ class Run:
     ) -> None:
         left = max(0.0, deadline - time.monotonic())
         if not self._writer.complete(writer_id, path, status, left):
-            try:
-                size = f"{path.stat().st_size:,}"
-            except OSError:
-                size = "?"
             _log.warning(
-                "runlane: run %s: the store did not take everything within %.0f s; the rest stays in %s "
-                "(%s bytes in all) and is applied by the drain, or by the next process that opens the store",
-                self._info.display_id,
+                "runlane: run %s: the store did not take everything within %.0f s: %s record(s) are unsent, kept"
+                " in %s; the drain goes on delivering them while it can, else the next process that opens the"
+                " store (or `runlane sync --url %s`) does",
+                self._label,
                 timeout,
+                f"{self._writer.unsent(writer_id, path):,}",
                 path,
-                size,
+                self._store,
             )
 
     def _closed_message(self) -> str:
         how = "was closed" if self._ended_status is None else f"has ended ({self._ended_status})"
-        return f"run {self._info.display_id} {how} in this process; it takes no more data"
+        return f"run {self._label} {how} in this process; it takes no more data"
 
     def __enter__(self) -> Run:
         return self

@@ -5,15 +5,19 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from .. import pending
 from ..config import Settings
+from ..entities import RunInfo
+from ..errors import StoreUnavailableError
 from ..journal import JournalFile
 from ..liveness import current_pid_namespace, host_name, process_start_time
 from ..naming import RunRef, check_uid, normalize_project, parse_run_ref
 from ..recovery import close_dead_writers
-from ..statuses import FAILED
+from ..statuses import FAILED, RUNNING
 from ..steps import as_integer
 from ..store.base import Attached, ForkRequest, NewRun, Store, WriterSpec
 from . import hooks
@@ -58,6 +62,8 @@ def init(
     notes: str | None = None,
     dir: str | os.PathLike[str] | None = None,
     storage: str | os.PathLike[str] | None = None,
+    url: str | None = None,
+    api_key: str | None = None,
     mode: str | None = None,
     parent_run_id: int | str | None = None,
     fork_run_id: int | str | None = None,
@@ -112,7 +118,7 @@ def init(
     dir, storage = dir or None, storage or None  # empty means not given (see Settings.resolve)
     if dir is not None and storage is not None and os.fspath(dir) != os.fspath(storage):
         raise ValueError("pass the store directory as dir= or storage=, not both")
-    settings = Settings.resolve(dir if dir is not None else storage, mode)
+    settings = Settings.resolve(dir if dir is not None else storage, mode, url=url, api_key=api_key)
     project_name = normalize_project(project) if (project is not None or run_id is None) else None
     _optional_text(name, "name")
     _optional_text(alias, "alias")
@@ -167,6 +173,7 @@ def init(
         journal_file = JournalFile(journal_path)
         pid = os.getpid()
         spec = WriterSpec(writer_id, host_name(), pid, process_start_time(pid), journal_name, current_pid_namespace())
+        registered = True
         if ref is not None:
 
             def attach(store: Store) -> Attached:
@@ -177,19 +184,26 @@ def init(
                 close_dead_writers(store, store_writer.spool.store_dir, store_writer.tunables, [run_id])
                 return store.attach(RunRef("id", run_id), spec, project=project_name)
 
-            attached = store_writer.call(attach)
+            attached = store_writer.call(functools.partial(_patiently, attach, settings.dir is None))
         else:
+            remote = settings.dir is None
+            wanted = NewRun(
+                uid=uid if uid is not None else os.urandom(16).hex(),
+                project=project_name or "default",
+                name=name,
+                alias=alias,
+                notes=notes,
+                config=config_values,
+                tags=tag_values,
+                # A remote run may reach its server late (an outage): it keeps the time it began here.
+                created_at=time.time() if remote else None,
+                started_at=None,
+            )
+            wanted = dataclasses.replace(wanted, started_at=wanted.created_at)
 
             def create(store: Store) -> Attached:
-                new = NewRun(
-                    uid=uid if uid is not None else os.urandom(16).hex(),
-                    project=project_name or "default",
-                    name=name,
-                    alias=alias,
-                    notes=notes,
-                    config=config_values,
-                    tags=tag_values,
-                    parent_run_id=store.resolve(parent_ref) if parent_ref is not None else None,
+                new = dataclasses.replace(
+                    wanted, parent_run_id=store.resolve(parent_ref) if parent_ref is not None else None
                 )
                 if fork is None:
                     return Attached(store.create_run(new, spec), 0, True)
@@ -202,7 +216,16 @@ def init(
                 assert info.fork_step is not None
                 return Attached(info, info.fork_step + 1, True)
 
-            attached = store_writer.call(create)
+            try:
+                attached = store_writer.call(functools.partial(_patiently, create, remote))
+            except StoreUnavailableError:
+                if not remote or fork is not None:
+                    raise
+                # SPEC.md 6.2: init() does not fail while the server is down. The run is registered by its uid
+                # once the server answers (runlane.pending); until then its id and display id are unknown.
+                pending.defer_create(journal_path, wanted, spec, parent_ref)
+                attached = Attached(_provisional(wanted), 0, True)
+                registered = False
         info = attached.info
         store_writer.ring()  # the drain process finds the new writer in the store
     except BaseException:
@@ -223,12 +246,13 @@ def init(
         blobs=blobs,
         capture=capture,
         owner=attached.owner,
+        registered=registered,
     )
     # "auto": a side process (one that attached beside the run's live owner: an eval job, an uploader)
     # leaves the system metrics to the owner, so a run's samples come from one machine.
     capture.sample_system_metrics(attached.owner)
     try:
-        capture.start(run._record, run.display_id, functools.partial(run._open_side_journal, spec), blobs)
+        capture.start(run._record, run._label, functools.partial(run._open_side_journal, spec), blobs)
     except BaseException as exc:
         # The run exists: end it with the reason rather than leave it running without its capture (a side
         # process only closes its writer: its failure is not the run's).
@@ -243,20 +267,49 @@ def init(
     return run
 
 
+def _patiently(call: Callable[[Store], Attached], remote: bool, store: Store) -> Attached:
+    """``call(store)``; on a remote store, ``StoreUnavailableError`` once the server has not answered for a
+    few seconds, instead of the store's usual wait (init() must not hang on a server that is down)."""
+    if not remote:
+        return call(store)
+    try:
+        with store.patience(writers.LIFECYCLE_PATIENCE_S):
+            return call(store)
+    except StoreUnavailableError as exc:
+        raise StoreUnavailableError(
+            f"{exc}; resuming or forking a run needs its server (the step to continue from, the fork's parent)"
+        ) from exc
+
+
+def _provisional(new: NewRun) -> RunInfo:
+    """What a run started while its server is unreachable knows of itself: all but its ids."""
+    began = new.created_at if new.created_at is not None else time.time()
+    return RunInfo(
+        id=0, uid=new.uid, display_id="", project=normalize_project(new.project), name=new.name, alias=new.alias,
+        notes=new.notes, status=RUNNING, status_reason=None, created_at=began, started_at=began, ended_at=None,
+        config=new.config, tags=new.tags, summary={}, primary_metric=None, primary_mode=None, best_value=None,
+        best_step=None, parent_run_id=None, fork_run_id=None, fork_step=None,
+    )  # fmt: skip
+
+
 def blob_sink(settings: Settings, link: writers.StoreWriter | None = None) -> BlobSink:
     """Where this process's runs put their blobs (images, code snapshots, environment captures).
 
     The SDK's one seam for blobs: a run and its capture threads write blobs only through what this
     returns. For the embedded store, the store directory's blobs (written in place, no store call); for a
-    store named by a URL, ``Store.put_blob`` through the process's ``link`` to it.
+    store named by a URL, the spool of the process's ``link`` to it, delivered with the journal.
     """
     if settings.dir is not None:
         from ..blobs import LocalBlobs
 
         return LocalBlobs(settings.dir)
     if link is None:
-        raise ValueError(f"the blobs of {settings.store} go through a link to the store (writers.acquire)")
-    return writers.StoreBlobs(link)
+        raise ValueError(f"the blobs of {settings.store} wait in the spool of a link to the store (writers.acquire)")
+    from ..blobs import LocalBlobs
+
+    # In the spool, next to the journal: log_image() never waits for the network, and works while the server
+    # is down; whoever delivers the batch that names a blob puts it first (runlane.spool_blobs).
+    return LocalBlobs(link.spool.dir)
 
 
 def _fork_request(

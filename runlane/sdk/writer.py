@@ -33,14 +33,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
-from ..config import Settings, Tunables
+from .. import pending
+from ..config import ENV_API_KEY, Settings, Tunables
 from ..diagnostics import log
 from ..drain.loop import Drain, Owner
 from ..drain.protocol import DOORBELL, active_lock
 from ..errors import JournalDamagedError, StoreUnavailableError
-from ..journal import End, JournalFile, new_packer
+from ..journal import End, JournalCorruptError, JournalFile, JournalReader, new_packer
 from ..liveness import host_name, process_start_time
 from ..recovery import recover, replay_journal
 from ..spool import Spool, journal_path
@@ -51,6 +52,9 @@ from ..store.base import OpenWriter, Store, WriterSpec
 T = TypeVar("T")
 
 STOP_WAIT_S = 2.0  # how long the end of the last run waits for its drain process to exit
+# How long init() waits for a store that does not answer (a server down) before going on without it: the
+# run is registered later (runlane.pending) and its records wait in the journal.
+LIFECYCLE_PATIENCE_S = 5.0
 
 # What drain processes have to say (store errors, damaged journals): in the embedded store, else the spool.
 DRAIN_LOG = "drain.log"
@@ -59,10 +63,12 @@ DRAIN_LOG = "drain.log"
 class _DrainThread:
     """The fallback: the drain loop on a thread of this process, stopped with the last run."""
 
-    def __init__(self, spool: Spool, owner: Owner, tunables: Tunables) -> None:
+    def __init__(self, spool: Spool, owner: Owner, tunables: Tunables, api_key: str | None) -> None:
         self._stopping = threading.Event()
-        self._store = open_store(spool.store)
-        self._drain = Drain(self._store, spool.store_dir, owner, tunables)
+        self._store = open_store(spool.store, api_key=api_key)
+        self._drain = Drain(
+            self._store, spool.store_dir, owner, tunables, pending_dir=spool.dir if spool.store_dir is None else None
+        )
         self._thread = threading.Thread(target=self._main, name="runlane-drain", daemon=True)
         self._thread.start()
 
@@ -135,11 +141,13 @@ def _reap_finished() -> None:
             _unreaped.remove(pid)
 
 
-def _spawn_drain_process(spool: Spool, owner: Owner, tunables: Tunables) -> int | None:
+def _spawn_drain_process(spool: Spool, owner: Owner, tunables: Tunables, api_key: str | None) -> int | None:
     """Start ``python -m runlane.drain`` for this process and store, detached; None where it cannot be."""
     if not sys.executable or getattr(sys, "frozen", False):
         return None
     env = {**os.environ, **tunables.as_env()}  # the drain runs with this process's resolved tunables
+    if api_key is not None:
+        env[ENV_API_KEY] = api_key  # given as init(api_key=): the drain sends it too
     # The drain must run this very runlane, whatever the child's own sys.path would find first.
     package_root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
@@ -183,16 +191,22 @@ class StoreWriter:
         self.spool = Spool(settings.spool, settings.store)
         self.tunables = settings.tunables
         self._drain_kind = settings.drain
+        self._api_key = settings.api_key
         self.users = 0
         self._lock = threading.Lock()
-        self._store: Store = open_store(settings.store)
+        self._store: Store = open_store(settings.store, api_key=settings.api_key)
+        self._known_offsets: dict[str, int] = {}  # writer id -> offset the store was last seen to hold
         self._thread: _DrainThread | None = None
         self._drain_pid: int | None = None
         self._pending = False  # a run's end timed out: its drain must finish applying it
         try:
             self.spool.prepare()
             try:
-                recover(self._store, self.spool, self.tunables)
+                # Bounded: a server that does not answer must not hold up init(); its leftovers wait.
+                with self._store.patience(LIFECYCLE_PATIENCE_S):
+                    recover(self._store, self.spool, self.tunables)
+            except StoreUnavailableError as exc:
+                log.warning("runlane: %s; runs left behind by other processes are delivered once it answers", exc)
             except Exception:  # a damaged leftover must not keep this process from tracking its own runs
                 log.exception("runlane: could not recover runs left behind by other processes")
             self._start_drain()
@@ -210,9 +224,9 @@ class StoreWriter:
         pid = os.getpid()
         owner = Owner(host_name(), pid, process_start_time(pid))
         if self._drain_kind == "process":
-            self._drain_pid = _spawn_drain_process(self.spool, owner, self.tunables)
+            self._drain_pid = _spawn_drain_process(self.spool, owner, self.tunables, self._api_key)
         if self._drain_pid is None:
-            self._thread = _DrainThread(self.spool, owner, self.tunables)
+            self._thread = _DrainThread(self.spool, owner, self.tunables, self._api_key)
 
     def ring(self) -> None:
         """Tell the drain process a writer was registered (a no-op for a drain thread, which polls)."""
@@ -233,7 +247,56 @@ class StoreWriter:
 
     def _open_writer(self, writer_id: str) -> OpenWriter | None:
         """The store's record of a writer not closed yet; None once its END record (or recovery) closed it."""
-        return next((w for w in self._store.open_writers() if w.id == writer_id), None)
+        found = next((w for w in self._store.open_writers() if w.id == writer_id), None)
+        if found is not None:
+            self._known_offsets[writer_id] = found.offset
+        return found
+
+    def _registered(self, journal: Path, deadline: float) -> bool:
+        """Whether the store knows the journal's writer, registering it now if its run started while the
+        store was unreachable (``runlane.pending``); False while it still is."""
+        if not pending.is_pending(journal):
+            return True
+        try:
+            self._until(deadline, lambda: pending.register(self._store, journal))
+        except StoreUnavailableError:
+            return False
+        return True
+
+    def _until(self, deadline: float, call: Callable[[], T]) -> T:
+        """``call()`` on this link's store, retried with capped back-off while the store is unavailable (a
+        server restarting) until ``deadline`` (``time.monotonic()``); then ``StoreUnavailableError``."""
+        delay = 0.05
+        while True:
+            try:
+                with self._store.patience(max(0.01, deadline - time.monotonic())):
+                    return call()
+            except StoreUnavailableError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(delay, left))  # the server may be back any moment: keep asking until the deadline
+                delay = min(delay * 2, self.tunables.retry_max_s)
+
+    def unsent(self, writer_id: str, journal: Path) -> int:
+        """How many records of a journal the store was not seen to hold (all of them while its run is not
+        registered): what a run's end that timed out leaves for later."""
+        offset = 0 if pending.is_pending(journal) else self._known_offsets.get(writer_id, 0)
+        try:
+            reader = JournalReader(journal, offset)
+        except FileNotFoundError:
+            return 0
+        count = 0
+        try:
+            while True:
+                batch = reader.read()
+                if not batch.records:
+                    return count
+                count += len(batch.records)
+        except JournalCorruptError:
+            return count
+        finally:
+            reader.close()
 
     def catch_up(self, writer_id: str, journal: Path, deadline: float) -> None:
         """Apply what the store does not hold yet of a journal, up to the current end of the file, on the
@@ -243,7 +306,13 @@ class StoreWriter:
         (``time.monotonic()``) or a damaged journal is left for ``complete`` to report.
         """
         with self._lock:
-            writer = self._open_writer(writer_id)
+            if not self._registered(journal, deadline):
+                return
+            try:
+                writer = self._until(deadline, lambda: self._open_writer(writer_id))
+            except StoreUnavailableError:
+                log.warning("runlane: the store stayed unavailable while %s was applied", journal)
+                return
             if writer is None:
                 return
             try:
@@ -262,7 +331,14 @@ class StoreWriter:
         """
         deadline = time.monotonic() + timeout
         with self._lock:
-            writer = self._open_writer(writer_id)
+            if not self._registered(journal, deadline):
+                self._pending = True
+                return False
+            try:
+                writer = self._until(deadline, lambda: self._open_writer(writer_id))
+            except StoreUnavailableError:
+                self._pending = True
+                return False
             if writer is None:  # the drain applied the END record already
                 journal.unlink(missing_ok=True)
                 return True
@@ -272,7 +348,11 @@ class StoreWriter:
                 )
             except FileNotFoundError:
                 # The drain applied the END record and deleted the journal while we were on our way.
-                if self._open_writer(writer_id) is not None:
+                try:
+                    still_open = self._until(deadline, lambda: self._open_writer(writer_id)) is not None
+                except StoreUnavailableError:
+                    still_open = False  # only whoever applied the END record deletes a journal
+                if still_open:
                     raise
                 return True
             except StoreUnavailableError:  # busy until the deadline: the caller says what is left and where
@@ -306,30 +386,6 @@ class StoreWriter:
             _stop_drain_process(previous[2])
 
 
-class StoreBlobs:
-    """A blob sink that hands each blob to the store (``Store.put_blob``) on the caller's thread, for a store
-    that is not a local directory: the blob is in the store before the record naming it is journaled."""
-
-    def __init__(self, link: StoreWriter) -> None:
-        self._link = link
-
-    def put_bytes(self, data: bytes, ext: str) -> str:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"a blob is bytes, got {type(data).__name__}")
-        payload = bytes(data)
-        return self._link.call(lambda store: store.put_blob(payload, ext))
-
-    def put_written(self, write: Callable[[BinaryIO], None], ext: str) -> str:
-        import tempfile
-
-        # Built in the spool (a snapshot may be too large to build in memory twice), then sent whole.
-        with tempfile.TemporaryFile(dir=self._link.spool.dir) as out:
-            write(out)
-            out.seek(0)
-            data = out.read()
-        return self.put_bytes(data, ext)
-
-
 class SideJournal:
     """Another journal of this process for a run it writes, appended to by another process (the console tee).
 
@@ -341,13 +397,18 @@ class SideJournal:
     what this one wrote before it died.
     """
 
-    def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int) -> None:
+    def __init__(self, store_writer: StoreWriter, process: WriterSpec, run_id: int | None, run_uid: str) -> None:
+        """``run_id`` None: the store has not registered the run yet (its server was unreachable), so this
+        writer's registration waits beside it (``runlane.pending``)."""
         self.writer_id = os.urandom(16).hex()
         name = store_writer.spool.journal_name(process.pid, self.writer_id)
         self.file = JournalFile(store_writer.journal_path(name))
         spec = process._replace(id=self.writer_id, journal=name)
         try:
-            store_writer.call(lambda store: store.add_writer(run_id, spec))
+            if run_id is None:
+                pending.defer_add_writer(self.file.path, run_uid, spec)
+            else:
+                store_writer.call(lambda store: store.add_writer(run_id, spec))
         except BaseException:
             self.file.close()
             self.file.path.unlink(missing_ok=True)

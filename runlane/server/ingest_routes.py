@@ -78,6 +78,9 @@ class NewRunBody(BaseModel):
     fork_run_id: Annotated[int | None, Field(ge=1, le=STEP_MAX)] = None  # an already resolved fork (a sync)
     fork_step: Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1)] = None
     fork: ForkBody | None = None
+    # When the run began on the client (a run created once its server is back, a copy made by sync).
+    created_at: Annotated[float | None, Field(ge=0, le=1e11)] = None
+    started_at: Annotated[float | None, Field(ge=0, le=1e11)] = None
 
     def new_run(self) -> NewRun:
         if self.status not in STATUSES:
@@ -106,6 +109,8 @@ class NewRunBody(BaseModel):
             fork_run_id=self.fork_run_id,
             fork_step=self.fork_step,
             fork=fork,
+            created_at=self.created_at,
+            started_at=self.started_at,
         )
 
 

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class Opener(Protocol):
-    """Opens the store at a URL of its scheme (``create``/``allow_read_only`` as in ``open_store``)."""
+    """Opens the store at a URL of its scheme (``create``/``allow_read_only`` as in ``open_store``; an
+    opener that takes ``api_key`` gets it when one is given)."""
 
     def __call__(self, url: str, *, create: bool, allow_read_only: bool) -> Store: ...
 

@@ -92,6 +92,10 @@ class NewRun:
 
     A fork passes ``fork`` (the request); ``fork_run_id``/``fork_step`` are the resolved values, which
     ``create_run`` fills in from it.
+
+    ``created_at``/``started_at`` (None: when the store creates it) keep the time a run began when it
+    reaches the store later than that: a copy made by ``runlane sync``, a remote run created once its
+    server is back after an outage.
     """
 
     uid: str
@@ -106,6 +110,8 @@ class NewRun:
     fork_run_id: int | None = None
     fork_step: int | None = None
     fork: ForkRequest | None = None
+    created_at: float | None = None
+    started_at: float | None = None
 
 
 class OpenWriter(NamedTuple):

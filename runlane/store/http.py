@@ -195,6 +195,8 @@ class HttpStore(Store):
             "fork_run_id": new.fork_run_id,
             "fork_step": new.fork_step,
             "fork": None,
+            "created_at": new.created_at,
+            "started_at": new.started_at,
         }
         ref: object = None
         if new.fork is not None:

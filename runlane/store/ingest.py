@@ -32,6 +32,7 @@ class RunChanges:
     files: dict[str, tuple[str, float, dict[str, Any]]] = field(default_factory=dict)  # kind -> (blob, time, meta)
     last_time: float | None = None
     end: tuple[str | None, str | None] | None = None  # (status, reason) of the END record, if the batch holds it
+    end_time: float | None = None  # when the END record was written: the run's end time if it ends the run
 
 
 def split_lines(text: str) -> list[str]:
@@ -137,6 +138,7 @@ def plan(records: Sequence[Sequence[Any]]) -> RunChanges:
         elif kind == journal.END:
             last_time, status, reason = _END(record)
             changes.end = (status, reason)
+            changes.end_time = last_time
     if rows:
         _add_metric_group(series, keys, rows, steps, times, stages)
     for key, given in list(series.items()):

@@ -193,8 +193,8 @@ class SQLStore(Store):
                         new.alias,
                         new.notes,
                         status,
-                        now,
-                        now,
+                        new.created_at if new.created_at is not None else now,
+                        new.started_at if new.started_at is not None else now,
                         wire.dumps(new.config),
                         new.parent_run_id,
                         new.fork_run_id,
@@ -265,7 +265,9 @@ class SQLStore(Store):
             )
             if changes.end is not None:  # the writer's last record: close it with the data, atomically
                 status, reason = changes.end
-                self._close_writer(db, writer_id, status, reason, time.time())
+                # The run ended when END was written, not when it reached the store (late after an outage,
+                # a replay, a sync).
+                self._close_writer(db, writer_id, status, reason, time.time(), ended_at=changes.end_time)
         return True
 
     def _apply(self, db: Db, run_id: int, changes: ingest_plan.RunChanges) -> None:
@@ -323,7 +325,16 @@ class SQLStore(Store):
         with self._transaction() as db:
             self._close_writer(db, writer_id, status, reason, time.time())
 
-    def _close_writer(self, db: Db, writer_id: str, status: str | None, reason: str | None, now: float) -> None:
+    def _close_writer(
+        self,
+        db: Db,
+        writer_id: str,
+        status: str | None,
+        reason: str | None,
+        now: float,
+        *,
+        ended_at: float | None = None,
+    ) -> None:
         row = db.execute("SELECT run_id FROM run_writers WHERE id = ?", (writer_id,)).fetchone()
         if row is None:
             raise StoreError(f"writer {writer_id} is not registered in this store")
@@ -332,7 +343,7 @@ class SQLStore(Store):
             (now, reason, writer_id),
         )
         if status is not None:
-            self._end_run(db, row[0], normalize_status(status), reason, now)
+            self._end_run(db, row[0], normalize_status(status), reason, now if ended_at is None else ended_at)
 
     def _end_run(self, db: Db, run_id: int, status: str, reason: str | None, at: float) -> None:
         ended_at = at if status in TERMINAL else None
