@@ -104,8 +104,26 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "runlane.recovery": (*FOUNDATION, "runlane.store", "runlane.pending", "runlane.spool_blobs"),
     "runlane.drain": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane.pending", "runlane.spool_blobs"),
     "runlane.sync": (*FOUNDATION, "runlane.store", "runlane.recovery"),  # copies between stores: no SDK
-    # The server: any store, the store side of recovery; never the SDK (and the version from the front).
-    "runlane.server": (*FOUNDATION, "runlane.store", "runlane.recovery", "runlane"),
+    # MLflow's tracking model over any Store, shared by the compat module and the server's MLflow REST routes.
+    "runlane.mlflow_entities": FOUNDATION,
+    "runlane.mlflow_search": FOUNDATION,
+    "runlane.mlflow_tracking": (
+        *FOUNDATION,
+        "runlane.store",
+        "runlane.mlflow_entities",
+        "runlane.mlflow_search",
+        "runlane.api",
+    ),
+    # The server: any store, the store side of recovery, the MLflow model; never the SDK (and the version).
+    "runlane.server": (
+        *FOUNDATION,
+        "runlane.store",
+        "runlane.recovery",
+        "runlane.mlflow_entities",
+        "runlane.mlflow_search",
+        "runlane.mlflow_tracking",
+        "runlane",
+    ),
     "runlane.sdk.capture": FOUNDATION,  # capture threads only journal: no store, no recovery, no drain
     "runlane.sdk": (
         *FOUNDATION,

@@ -175,6 +175,10 @@ class SQLStore(Store):
             if made is not None:  # a retry of this very call: the run exists already
                 return self.run(RunRef("id", int(made[0])))
             new = self.resolve_fork(new)  # reads on this connection, inside this transaction
+            # A parent named by id must exist: RunNotFoundError naming it, never a foreign-key failure.
+            for linked in (new.parent_run_id, new.fork_run_id):
+                if linked is not None:
+                    self._run_id(db, RunRef("id", linked))
             project = normalize_project(new.project)
             project_id = self._project(db, project)
             # Locks the project's row until commit: concurrent creators in this project take turns here.

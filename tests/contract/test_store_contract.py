@@ -272,6 +272,18 @@ def test_an_unknown_run_reference_is_run_not_found(store: Store) -> None:
             store.delete_run(missing)
 
 
+def test_create_run_naming_an_unknown_parent_is_run_not_found_and_makes_nothing(store: Store) -> None:
+    first = new_run(store, "k" * 32)
+    for fields in ({"parent_run_id": 999}, {"fork_run_id": 999, "fork_step": 3}):
+        with pytest.raises(RunNotFoundError, match="999"):
+            store.create_run(NewRun(uid="m" * 32, project="p", **fields), spec("w-orphan"))  # type: ignore[arg-type]
+    with pytest.raises(RunNotFoundError):
+        store.run(RunRef("uid", "m" * 32))
+    second = new_run(store, "n" * 32)
+    display = store.run(ref(first.run_id)).display_id
+    assert store.run(ref(second.run_id)).display_id == display.rsplit("-", 1)[0] + "-2"  # no number was used up
+
+
 def test_runs_filter_by_project_status_and_tags(store: Store) -> None:
     a = new_run(store, "a" * 32, project="p", tags=("cnn", "big"))
     b = new_run(store, "b" * 32, project="p", tags=("cnn",))
