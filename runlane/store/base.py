@@ -35,12 +35,12 @@ from ..lineage import (
     segments,
 )
 from ..naming import RunRef
-from .keys import ApiKeyInfo
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from .keys import ApiKeyInfo  # only for hints: hashlib and secrets stay off init()'s import path
     from .runs_query import RunsPage, RunsQuery
 
 

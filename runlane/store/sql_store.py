@@ -52,13 +52,13 @@ from ..statuses import RUNNING, TERMINAL, normalize_status
 from . import ingest as ingest_plan
 from . import sql_series
 from .base import Attached, MetricDetail, NewRun, OpenWriter, Store, WriterSpec
-from .keys import ApiKeyInfo, check_key_name
 from .sql import Db, Dialect, like_pattern, marks
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from .keys import ApiKeyInfo
     from .runs_query import RunsPage, RunsQuery
 
 _RUN_COLUMNS = (
@@ -750,9 +750,13 @@ class SQLStore(Store):
 
     @staticmethod
     def _key(row: Sequence[Any]) -> ApiKeyInfo:
+        from .keys import ApiKeyInfo  # here, not at the top: init() never needs hashlib or secrets
+
         return ApiKeyInfo(row[0], bool(row[1]), row[2], row[3])
 
     def create_api_key(self, name: str, secret_hash: str, *, read_only: bool) -> ApiKeyInfo:
+        from .keys import check_key_name
+
         check_key_name(name)
         taken = f"an API key named {name!r} exists already; revoke it first or choose another name"
         with self._transaction() as db:
