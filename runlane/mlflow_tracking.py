@@ -53,6 +53,7 @@ from .mlflow_entities import (
 )
 from .naming import RunRef, normalize_project
 from .statuses import normalize_status
+from .steps import in_range
 from .store.base import NewRun, Store, WriterSpec
 
 if TYPE_CHECKING:
@@ -678,7 +679,7 @@ def _metric_records(metrics: Sequence[Metric]) -> list[tuple[Any, ...]]:
             raise MlflowException(f"Got invalid value {value!r} for metric '{key}' (timestamp={metric.timestamp}). "
                                   "Please specify value as a valid double (64-bit floating point)")  # fmt: skip
         step = metric.step
-        if isinstance(step, bool) or not isinstance(step, int) or not -(2**63) <= step < 2**63:
+        if isinstance(step, bool) or not isinstance(step, int) or not in_range(step):
             raise MlflowException(f"Got invalid step {step!r} for metric '{key}': an int64")
         groups.setdefault((metric.timestamp, step), {})[key] = float(value)
     return [journal.Metrics.new(timestamp / 1000, step, None, values) for (timestamp, step), values in groups.items()]

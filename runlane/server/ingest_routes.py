@@ -22,7 +22,7 @@ from ..errors import StoreError
 from ..lineage import Node
 from ..naming import RunRef, parse_run_ref
 from ..statuses import STATUSES
-from ..steps import STEP_MAX
+from ..steps import STEP_MAX, STEP_MIN
 from ..store.base import ForkRequest, NewRun, Store, WriterSpec
 from .deps import RefDep, StoreDep
 from .errors import ApiError
@@ -57,7 +57,7 @@ class WriterBody(BaseModel):
 
 class ForkBody(BaseModel):
     ref: Id
-    step: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+    step: Annotated[int, Field(ge=STEP_MIN, le=STEP_MAX)]
     inherit_config: bool = True
     inherit_tags: bool = False
     keep_project: bool = False
@@ -76,7 +76,7 @@ class NewRunBody(BaseModel):
     status: str = "running"
     parent_run_id: Annotated[int | None, Field(ge=1, le=STEP_MAX)] = None
     fork_run_id: Annotated[int | None, Field(ge=1, le=STEP_MAX)] = None  # an already resolved fork (a sync)
-    fork_step: Annotated[int | None, Field(ge=-(2**63), le=2**63 - 1)] = None
+    fork_step: Annotated[int | None, Field(ge=STEP_MIN, le=STEP_MAX)] = None
     fork: ForkBody | None = None
     # When the run began on the client (a run created once its server is back, a copy made by sync).
     created_at: Annotated[float | None, Field(ge=0, le=1e11)] = None

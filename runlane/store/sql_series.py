@@ -42,6 +42,11 @@ def null_to_nan(value: float | None) -> float:
 
 @dataclass
 class SeriesRow:
+    """A ``series`` row as this module reads and rewrites it: the aggregates of every chunk of the series
+    folded together (what ``chunks.ChunkStats`` holds per chunk), plus the row's id and how many points its
+    last, still-growing chunk holds. Readers see it as the public ``MetricSummary`` (``summary()``); the
+    three shapes are one row, one chunk, one entity, each converted in one place."""
+
     id: int
     key: str
     count: int
