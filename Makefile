@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 # The CPU build of PyTorch the tests use for tensor inputs; an unpinned "torch" would pull GBs of CUDA.
 TORCH ?= torch==2.13.0
 
-.PHONY: install example dev lint typecheck test bench bench-mlflow clean
+.PHONY: install example dev services lint typecheck test bench bench-mlflow clean
 
 install:  ## install runlane itself
 	$(PIP) install -q -e .
@@ -17,6 +17,10 @@ dev:  ## install runlane with everything the tests need, the integrations' frame
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e '.[dev,lightning,transformers,keras]'
 
+services:  ## what the tests need outside Python: Debian's Chromium, and PostgreSQL at 127.0.0.1:5432
+	.ci/chromium
+	.ci/postgres
+
 lint:
 	$(PYTHON) -m ruff check runlane tests benchmarks examples
 	$(PYTHON) -m ruff format --check runlane tests benchmarks examples
@@ -24,7 +28,7 @@ lint:
 typecheck:
 	$(PYTHON) -m mypy
 
-test: dev lint typecheck  ## install test dependencies, then lint, type-check and run every test
+test: dev services lint typecheck  ## install test dependencies and services, then lint, type-check and run every test
 	$(PYTHON) -m pytest
 
 bench: install  ## measure against SPEC.md section 7 (results go in benchmarks/README.md)
