@@ -26,7 +26,7 @@ import base64
 import binascii
 import json
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..entities import RunInfo
@@ -96,7 +96,6 @@ class RunsPage:
     runs: list[RunInfo]
     next_cursor: str | None
     total: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def encode_offset(offset: int) -> str:
@@ -154,19 +153,15 @@ def reference_page(candidates: list[RunInfo], query: RunsQuery) -> RunsPage:
     """The semantics: filter by search, sort (missing values last, ties by id in the sort direction),
     then cut the page at the cursor."""
     rows = [run for run in candidates if not query.search or matches_search(run, query.search)]
+    keyed = [(field_value(run, query.sort), run) for run in rows]
 
-    def order(run: RunInfo) -> tuple[Any, ...]:
-        value = field_value(run, query.sort)
-        if value is None:
-            return (2, 0, "", run.id)
-        if isinstance(value, str):
-            return (1, 0, value, run.id)
-        return (0, value, "", run.id)
+    def order(item: tuple[Any, RunInfo]) -> tuple[Any, ...]:
+        value, run = item
+        return (1, 0, value, run.id) if isinstance(value, str) else (0, value, "", run.id)
 
-    present = [run for run in rows if field_value(run, query.sort) is not None]
-    missing = [run for run in rows if field_value(run, query.sort) is None]
-    present.sort(key=order, reverse=query.descending)
-    missing.sort(key=lambda run: run.id, reverse=query.descending)
+    valued = sorted(((value, run) for value, run in keyed if value is not None), key=order, reverse=query.descending)
+    present = [run for _, run in valued]
+    missing = sorted((run for value, run in keyed if value is None), key=lambda run: run.id, reverse=query.descending)
     ordered = present + missing
     offset = decode_offset(query.cursor) if query.cursor else 0
     page = ordered[offset : offset + query.limit]
